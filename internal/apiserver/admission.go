@@ -1,0 +1,92 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// immortalNamespaces cannot be deleted, as in Kubernetes.
+var immortalNamespaces = map[string]bool{"default": true, "kube-system": true, "kube-public": true}
+
+// DefaultTolerationSeconds is how long pods tolerate a not-ready or unreachable node unless
+// they say otherwise (Kubernetes' DefaultTolerationSeconds admission).
+var DefaultTolerationSeconds int64 = 300
+
+// admitCreate applies the admission Kubernetes runs on create: namespace lifecycle, service
+// account and default tolerations for pods.
+func (s *Server) admitCreate(ctx context.Context, ep *endpoint, obj runtime.Object) error {
+	if ep.res.Namespaced {
+		if err := s.namespaceAcceptsContent(ctx, ep, obj); err != nil {
+			return err
+		}
+	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		if pod.Spec.ServiceAccountName == "" {
+			pod.Spec.ServiceAccountName = "default"
+		}
+		addDefaultTolerations(pod)
+	}
+	return nil
+}
+
+func (s *Server) namespaceAcceptsContent(ctx context.Context, ep *endpoint, obj runtime.Object) error {
+	m, _ := metaOf(obj)
+	nsName := m.GetNamespace()
+	nsEP := s.endpoints[gvrKey("", "v1", "namespaces")]
+	if nsEP == nil {
+		return nil
+	}
+	ns := &corev1.Namespace{}
+	if err := nsEP.store.Get(ctx, nsEP.key("", nsName), ns); err != nil {
+		if storage.IsNotFound(err) {
+			return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, nsName)
+		}
+		return err
+	}
+	if ns.Status.Phase == corev1.NamespaceTerminating || ns.DeletionTimestamp != nil {
+		err := apierrors.NewForbidden(ep.res.GroupResource(), m.GetName(),
+			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", nsName))
+		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+			Type: corev1.NamespaceTerminatingCause, Message: fmt.Sprintf("namespace %s is being terminated", nsName), Field: "metadata.namespace"})
+		return err
+	}
+	return nil
+}
+
+func addDefaultTolerations(pod *corev1.Pod) {
+	has := func(key string) bool {
+		for _, t := range pod.Spec.Tolerations {
+			if (t.Key == key || (t.Key == "" && t.Operator == corev1.TolerationOpExists)) && (t.Effect == corev1.TaintEffectNoExecute || t.Effect == "") {
+				return true
+			}
+		}
+		return false
+	}
+	secs := DefaultTolerationSeconds
+	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+		if !has(key) {
+			s := secs
+			pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{
+				Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &s})
+		}
+	}
+}
+
+func (s *Server) admitUpdate(ctx context.Context, ep *endpoint, obj, old runtime.Object) error {
+	return nil
+}
+
+func (s *Server) admitDelete(ctx context.Context, ep *endpoint, ns, name string) error {
+	if ep.res.Group == "" && ep.res.Resource == "namespaces" && immortalNamespaces[name] {
+		return apierrors.NewForbidden(ep.res.GroupResource(), name, fmt.Errorf("this namespace may not be deleted"))
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// MaxRequestBodyBytes is Kubernetes' limit on request bodies (3 MiB).
+const MaxRequestBodyBytes = 3 * 1024 * 1024
+
+// readBody reads a request body up to the limit; a larger one answers 413.
+func readBody(r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBodyBytes+1))
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("read request body: %v", err))
+	}
+	if len(data) > MaxRequestBodyBytes {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", MaxRequestBodyBytes))
+	}
+	return data, nil
+}
+
+// toJSON converts a YAML body to JSON; JSON bodies pass through.
+func toJSON(contentType string, data []byte) ([]byte, error) {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == "application/yaml" || mt == "application/apply-patch+yaml" {
+		j, err := yaml.YAMLToJSONStrict(data)
+		if err != nil {
+			return nil, err
+		}
+		return j, nil
+	}
+	return data, nil
+}
+
+// fieldValidation is the directive of the fieldValidation query parameter.
+type fieldValidation string
+
+const (
+	validationStrict fieldValidation = "Strict"
+	validationWarn   fieldValidation = "Warn"
+	validationIgnore fieldValidation = "Ignore"
+)
+
+func parseFieldValidation(r *http.Request) (fieldValidation, error) {
+	v := r.URL.Query().Get("fieldValidation")
+	switch v {
+	case "":
+		return validationWarn, nil
+	case "Strict", "Warn", "Ignore":
+		return fieldValidation(v), nil
+	}
+	return "", apierrors.NewBadRequest(fmt.Sprintf("fieldValidation parameter unsupported: %v", v))
+}
+
+// decodeInto decodes a JSON document into obj, expecting kind gvk. Unknown and duplicate
+// fields are reported as fieldValidation asks: an error, warnings, or nothing.
+func decodeInto(data []byte, obj runtime.Object, gvk schema.GroupVersionKind, fv fieldValidation) ([]string, error) {
+	var tm metav1.TypeMeta
+	if err := json.Unmarshal(data, &tm); err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+	}
+	if tm.APIVersion != "" && tm.APIVersion != gvk.GroupVersion().String() {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", tm.APIVersion, gvk.GroupVersion().String()))
+	}
+	if tm.Kind != "" && tm.Kind != gvk.Kind {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", tm.Kind, gvk.Kind))
+	}
+	strictErrs, err := sigsjson.UnmarshalStrict(data, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+	}
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	if len(strictErrs) == 0 || fv == validationIgnore {
+		return nil, nil
+	}
+	msgs := make([]string, 0, len(strictErrs))
+	for _, e := range strictErrs {
+		msgs = append(msgs, e.Error())
+	}
+	if fv == validationStrict {
+		return nil, apierrors.NewBadRequest("strict decoding error: " + strings.Join(msgs, ", "))
+	}
+	return msgs, nil
+}
+
+// addWarnings sets Warning headers the way kubectl prints them ("Warning: ...").
+func addWarnings(w http.ResponseWriter, warnings []string) {
+	for _, m := range warnings {
+		w.Header().Add("Warning", fmt.Sprintf("299 - %q", m))
+	}
+}

@@ -1,0 +1,93 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// watchEvent is the wire form of one watch event.
+type watchEvent struct {
+	Type   watch.EventType `json:"type"`
+	Object any             `json:"object"`
+}
+
+func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, ep *endpoint, info *requestInfo) {
+	opts, err := s.listOptions(r, ep)
+	if err != nil {
+		writeError(w, r, err, ep.res.GroupResource(), "")
+		return
+	}
+	prefix := ep.listPrefix(info.Namespace)
+	if info.Name != "" {
+		// A watch on one object (GET .../pods/name?watch=true, or a fieldSelector on the
+		// name, which list watchers send) narrows to its key.
+		prefix = ep.key(info.Namespace, info.Name)
+		opts.Recursive = false
+	}
+	// Like Kubernetes, a watch ends after timeoutSeconds, or a randomised 30–60 minutes.
+	timeout := time.Duration(1800+rand.IntN(1800)) * time.Second
+	if v := r.URL.Query().Get("timeoutSeconds"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			timeout = time.Duration(n) * time.Second
+		}
+	}
+	ctx := r.Context()
+	wi, err := ep.store.Watch(ctx, prefix, opts)
+	if err != nil {
+		writeError(w, r, err, ep.res.GroupResource(), "")
+		return
+	}
+	defer wi.Stop()
+	flusher, _ := w.(http.Flusher)
+	kind, version := negotiate(r)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache, private")
+	w.WriteHeader(http.StatusOK)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	enc := json.NewEncoder(w)
+	headers := true
+	s.metrics.watchers.Inc()
+	defer s.metrics.watchers.Dec()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			return
+		case ev, ok := <-wi.ResultChan():
+			if !ok {
+				return
+			}
+			var obj any = ev.Object
+			switch {
+			case ev.Type == watch.Bookmark || ev.Type == watch.Error:
+				// Bookmarks carry only a resourceVersion, in the resource's own kind.
+				if ro, ok := ev.Object.(runtime.Object); ok && ro.GetObjectKind().GroupVersionKind().Empty() {
+					ro.GetObjectKind().SetGroupVersionKind(ep.res.GroupVersionKind())
+				}
+			case kind == outputTable:
+				obj = s.toTable(r, ep, ev.Object, version, headers)
+				headers = false
+			case kind == outputPartialMetadata:
+				obj = partialObject(ev.Object, version)
+			}
+			if err := enc.Encode(watchEvent{Type: ev.Type, Object: obj}); err != nil {
+				return
+			}
+			// Flush only when no further event is waiting, so bursts go out in one write.
+			if flusher != nil && len(wi.ResultChan()) == 0 {
+				flusher.Flush()
+			}
+		}
+	}
+}
