@@ -59,13 +59,8 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, ep *endpoi
 		writeError(w, r, err, gr, "")
 		return
 	}
-	data, err := toJSON(r.Header.Get("Content-Type"), body)
-	if err != nil {
-		badRequest(w, fmt.Sprintf("error converting YAML to JSON: %v", err))
-		return
-	}
 	obj := ep.res.New()
-	warnings, err := decodeInto(data, obj, ep.res.GroupVersionKind(), fv)
+	warnings, err := decodeRequest(r, body, obj, ep.res.GroupVersionKind(), fv)
 	if err != nil {
 		writeError(w, r, err, gr, "")
 		return

@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/client-go/kubernetes/scheme"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
@@ -100,4 +102,49 @@ func addWarnings(w http.ResponseWriter, warnings []string) {
 	for _, m := range warnings {
 		w.Header().Add("Warning", fmt.Sprintf("299 - %q", m))
 	}
+}
+
+// protobufType is Kubernetes' protobuf media type, which client-go sends for built-in types.
+const protobufType = "application/vnd.kubernetes.protobuf"
+
+var protoCodec = protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
+
+// decodeRequest decodes a request body in JSON, YAML or protobuf into obj of kind gvk.
+func decodeRequest(r *http.Request, body []byte, obj runtime.Object, gvk schema.GroupVersionKind, fv fieldValidation) ([]string, error) {
+	ct := r.Header.Get("Content-Type")
+	if mediaType(ct) == protobufType {
+		out, actual, err := protoCodec.Decode(body, &gvk, obj)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+		}
+		if out != obj {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v", gvk.Kind, actual))
+		}
+		obj.GetObjectKind().SetGroupVersionKind(gvk)
+		return nil, nil
+	}
+	data, err := toJSON(ct, body)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("error converting YAML to JSON: %v", err))
+	}
+	return decodeInto(data, obj, gvk, fv)
+}
+
+// decodeLoose decodes an options-like body (DeleteOptions, Binding, Eviction) without field
+// validation.
+func decodeLoose(r *http.Request, body []byte, obj runtime.Object, gvk schema.GroupVersionKind) error {
+	if mediaType(r.Header.Get("Content-Type")) == protobufType {
+		if _, _, err := protoCodec.Decode(body, &gvk, obj); err != nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("decode %s: %v", gvk.Kind, err))
+		}
+		return nil
+	}
+	data, err := toJSON(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	if err := json.Unmarshal(data, obj); err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("decode %s: %v", gvk.Kind, err))
+	}
+	return nil
 }

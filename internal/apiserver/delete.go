@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,12 +26,8 @@ func parseDeleteOptions(r *http.Request) (*metav1.DeleteOptions, error) {
 		return nil, err
 	}
 	if len(body) > 0 {
-		data, err := toJSON(r.Header.Get("Content-Type"), body)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
-		if err := json.Unmarshal(data, opts); err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid delete options: %v", err))
+		if err := decodeLoose(r, body, opts, metav1.SchemeGroupVersion.WithKind("DeleteOptions")); err != nil {
+			return nil, err
 		}
 	}
 	q := r.URL.Query()

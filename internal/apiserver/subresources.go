@@ -109,12 +109,8 @@ func (s *Server) handleScale(w http.ResponseWriter, r *http.Request, ep *endpoin
 			scale := s.scaleOf(ep, cur)
 			var want autoscalingv1.Scale
 			if info.Verb == "update" {
-				data, err := toJSON(r.Header.Get("Content-Type"), body)
-				if err != nil {
-					return nil, nil, apierrors.NewBadRequest(err.Error())
-				}
-				if err := json.Unmarshal(data, &want); err != nil {
-					return nil, nil, apierrors.NewBadRequest(err.Error())
+				if err := decodeLoose(r, body, &want, autoscalingv1.SchemeGroupVersion.WithKind("Scale")); err != nil {
+					return nil, nil, err
 				}
 				if want.ResourceVersion != "" && want.ResourceVersion != scale.ResourceVersion {
 					return nil, nil, apierrors.NewConflict(gr, info.Name, fmt.Errorf("%s", registryConflictMsg))
@@ -176,8 +172,8 @@ func (s *Server) handleBinding(w http.ResponseWriter, r *http.Request, ep *endpo
 		return
 	}
 	var b corev1.Binding
-	if err := json.Unmarshal(body, &b); err != nil {
-		badRequest(w, err.Error())
+	if err := decodeLoose(r, body, &b, corev1.SchemeGroupVersion.WithKind("Binding")); err != nil {
+		writeError(w, r, err, gr, info.Name)
 		return
 	}
 	if b.Target.Name == "" {
@@ -248,8 +244,8 @@ func (s *Server) handleEviction(w http.ResponseWriter, r *http.Request, ep *endp
 	}
 	var ev policyv1.Eviction
 	if len(body) > 0 {
-		if err := json.Unmarshal(body, &ev); err != nil {
-			badRequest(w, err.Error())
+		if err := decodeLoose(r, body, &ev, policyv1.SchemeGroupVersion.WithKind("Eviction")); err != nil {
+			writeError(w, r, err, gr, info.Name)
 			return
 		}
 	}

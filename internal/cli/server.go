@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiff-sh/skiff/internal/controlplane"
+)
+
+func newServerCmd() *cobra.Command {
+	var (
+		cfg          controlplane.Config
+		etcdEndpoint string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a whole cluster: etcd, API server and the cluster's components",
+		Long: `Run a skiff cluster on this machine. The API server listens on HTTPS
+(--bind-address:--https-listen-port, default 127.0.0.1:6443) over an embedded etcd kept under
+--data-dir, or an external etcd cluster given with --etcd-endpoints. An admin kubeconfig is
+written to <data-dir>/kubeconfig.yaml (or --write-kubeconfig).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if etcdEndpoint != "" {
+				cfg.Etcd.Endpoints = strings.Split(etcdEndpoint, ",")
+			}
+			ctx := cmd.Context()
+			cp, err := controlplane.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			slog.Info("skiff is running", "url", cp.URL, "kubeconfig", cp.Kubeconfig)
+			fmt.Fprintf(cmd.ErrOrStderr(), "skiff is ready. Try: KUBECONFIG=%s kubectl get nodes\n", cp.Kubeconfig)
+			select {
+			case <-ctx.Done():
+				slog.Info("shutting down")
+			case <-cp.Done():
+			}
+			cp.Stop()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/skiff", "directory for etcd data, certificates and the kubeconfig")
+	f.StringVar(&cfg.BindAddress, "bind-address", "127.0.0.1", "address the API server listens on")
+	f.IntVar(&cfg.Port, "https-listen-port", 6443, "HTTPS port of the API server (0 picks a free port)")
+	f.StringVar(&cfg.KubeconfigPath, "write-kubeconfig", "", "where to write the admin kubeconfig (default <data-dir>/kubeconfig.yaml)")
+	f.StringSliceVar(&cfg.AdvertiseHosts, "tls-san", nil, "extra host names or IPs for the serving certificate")
+	f.StringVar(&etcdEndpoint, "etcd-endpoints", "", "comma-separated external etcd endpoints (default: embedded etcd)")
+	f.StringVar(&cfg.Etcd.CAFile, "etcd-cafile", "", "CA bundle for an external etcd")
+	f.StringVar(&cfg.Etcd.CertFile, "etcd-certfile", "", "client certificate for an external etcd")
+	f.StringVar(&cfg.Etcd.KeyFile, "etcd-keyfile", "", "client key for an external etcd")
+	f.DurationVar(&cfg.CompactionInterval, "etcd-compaction-interval", 5*time.Minute, "how often etcd history is compacted")
+	return cmd
+}
