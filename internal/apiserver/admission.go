@@ -44,12 +44,17 @@ func (s *Server) namespaceAcceptsContent(ctx context.Context, ep *endpoint, obj 
 	if nsEP == nil {
 		return nil
 	}
-	ns := &corev1.Namespace{}
-	if err := nsEP.store.Get(ctx, nsEP.key("", nsName), ns); err != nil {
-		if storage.IsNotFound(err) {
-			return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, nsName)
+	// The watch cache answers almost always; only a namespace it has not seen yet (just
+	// created) costs an etcd read.
+	ns, ok := s.cachedNamespace(nsName)
+	if !ok {
+		ns = &corev1.Namespace{}
+		if err := nsEP.store.Get(ctx, nsEP.key("", nsName), ns); err != nil {
+			if storage.IsNotFound(err) {
+				return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, nsName)
+			}
+			return err
 		}
-		return err
 	}
 	if ns.Status.Phase == corev1.NamespaceTerminating || ns.DeletionTimestamp != nil {
 		err := apierrors.NewForbidden(ep.res.GroupResource(), m.GetName(),
@@ -89,4 +94,24 @@ func (s *Server) admitDelete(ctx context.Context, ep *endpoint, ns, name string)
 		return apierrors.NewForbidden(ep.res.GroupResource(), name, fmt.Errorf("this namespace may not be deleted"))
 	}
 	return nil
+}
+
+// cachedNamespace looks a namespace up in the watch cache.
+func (s *Server) cachedNamespace(name string) (*corev1.Namespace, bool) {
+	ep := s.endpoints[gvrKey("", "v1", "namespaces")]
+	if ep == nil {
+		return nil, false
+	}
+	c, ok := ep.cacher.(interface {
+		Peek(key string) (runtime.Object, bool)
+	})
+	if !ok {
+		return nil, false
+	}
+	obj, ok := c.Peek(ep.key("", name))
+	if !ok {
+		return nil, false
+	}
+	ns, ok := obj.(*corev1.Namespace)
+	return ns, ok
 }

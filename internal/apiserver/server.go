@@ -59,8 +59,9 @@ type Server struct {
 	handler   http.Handler
 	now       func() time.Time
 
-	readyMu sync.Mutex
-	ready   bool
+	readyMu  sync.Mutex
+	ready    bool
+	notReady map[string]bool
 
 	// PodSubresources serves pods/log, exec, attach and portforward (set by the node side).
 	PodSubresources SubresourceHandler
@@ -129,6 +130,20 @@ func (s *Server) WaitReady(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// SetPending marks a start-up step that /readyz waits for (done=false) or its completion.
+func (s *Server) SetPending(name string, pending bool) {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if s.notReady == nil {
+		s.notReady = map[string]bool{}
+	}
+	if pending {
+		s.notReady[name] = true
+	} else {
+		delete(s.notReady, name)
+	}
 }
 
 func (s *Server) isNamespaced(group, version, resource string) (bool, bool) {
@@ -246,11 +261,18 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	check("etcd", err)
 	s.readyMu.Lock()
 	ready := s.ready
+	var pending []string
+	for name := range s.notReady {
+		pending = append(pending, name)
+	}
 	s.readyMu.Unlock()
 	if !ready {
 		check("watch-cache", errors.New("caches not loaded"))
 	} else {
 		check("watch-cache", nil)
+	}
+	for _, name := range pending {
+		check(name, errors.New("not finished"))
 	}
 	for name, c := range s.cfg.ReadyChecks {
 		check(name, c(ctx))

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ const (
 	outputObject outputKind = iota
 	outputTable
 	outputPartialMetadata
+	outputProtobuf
 )
 
 // negotiate reads Accept: `application/json;as=Table;v=v1;g=meta.k8s.io` asks for a server-side
@@ -38,6 +40,8 @@ func negotiate(r *http.Request) (outputKind, string) {
 			return outputTable, params["v"]
 		case strings.HasPrefix(params["as"], "PartialObjectMetadata") && params["g"] == "meta.k8s.io" && (params["v"] == "v1" || params["v"] == "v1beta1"):
 			return outputPartialMetadata, params["v"]
+		case strings.TrimSpace(fields[0]) == protobufType && len(params) == 0:
+			return outputProtobuf, ""
 		case strings.TrimSpace(fields[0]) == "application/json" || strings.TrimSpace(fields[0]) == "*/*" || strings.TrimSpace(fields[0]) == "application/*":
 			return outputObject, ""
 		}
@@ -61,6 +65,14 @@ func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, ep *endpoin
 	}
 	if obj.GetObjectKind().GroupVersionKind().Empty() {
 		obj.GetObjectKind().SetGroupVersionKind(ep.res.GroupVersionKind())
+	}
+	if kind == outputProtobuf {
+		// client-go asks for protobuf first: cheaper to encode here and to decode there.
+		var buf bytes.Buffer
+		if err := protoCodec.Encode(obj, &buf); err == nil {
+			writeRaw(w, code, protobufType, buf.Bytes())
+			return
+		}
 	}
 	writeJSON(w, code, obj)
 }

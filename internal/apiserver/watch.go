@@ -46,6 +46,10 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 	defer wi.Stop()
 	flusher, _ := w.(http.Flusher)
 	kind, version := negotiate(r)
+	if kind == outputProtobuf {
+		// Watches are streamed as JSON, which every client accepts as well.
+		kind = outputObject
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-cache, private")
 	w.WriteHeader(http.StatusOK)

@@ -146,6 +146,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		return nil, err
 	}
 	cp.API = api
+	api.SetPending("bootstrap", true)
 	go func() {
 		defer close(cp.done)
 		cp.runErr = api.Run(ctx)
@@ -172,6 +173,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	if err := cp.bootstrap(ctx); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
+	api.SetPending("bootstrap", false)
 	ok = true
 	cp.log.Info("control plane ready", "url", cp.URL, "kubeconfig", cp.Kubeconfig, "elapsed", time.Since(start).Round(time.Millisecond))
 	return cp, nil

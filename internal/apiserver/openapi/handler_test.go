@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	openapiv3 "github.com/google/gnostic-models/openapiv3"
@@ -102,13 +103,7 @@ func TestClientGo(t *testing.T) {
 
 func get(t *testing.T, url string, header map[string]string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
+	req := newRequest(t, url, header)
 	// No automatic redirects or decompression: the tests look at both.
 	client := &http.Client{
 		Transport:     &http.Transport{DisableCompression: true},
@@ -234,4 +229,47 @@ func TestHandlerHTTP(t *testing.T) {
 			t.Errorf("HEAD: status %d, body %d bytes, length %d", resp.StatusCode, len(body), resp.ContentLength)
 		}
 	})
+}
+
+// TestHandlerConcurrentFirstUse has many clients hit a fresh handler at
+// once: the documents and their encodings must be built exactly once.
+func TestHandlerConcurrentFirstUse(t *testing.T) {
+	srv := newTestServer(t)
+	var wg sync.WaitGroup
+	etags := make([]string, 8)
+	for i := range etags {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			header := map[string]string{"Accept": mediaProtoV2Deprecate, "Accept-Encoding": "gzip"}
+			if i%2 == 0 {
+				header = nil
+			}
+			resp, err := http.DefaultClient.Do(newRequest(t, srv.URL+"/openapi/v2", header))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			etags[i] = resp.Header.Get("ETag")
+		}()
+	}
+	wg.Wait()
+	for i := 2; i < len(etags); i++ {
+		if etags[i] != etags[i%2] {
+			t.Errorf("request %d got ETag %s, request %d %s", i, etags[i], i%2, etags[i%2])
+		}
+	}
+}
+
+func newRequest(t *testing.T, url string, header map[string]string) *http.Request {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return req
 }

@@ -562,3 +562,14 @@ func (c *Cacher) Stats() (objects, watchers int, rv int64) {
 	defer c.mu.RUnlock()
 	return len(c.items), len(c.watchers), c.rv
 }
+
+// Peek returns the cached object at key without copying it; callers must not modify it.
+func (c *Cacher) Peek(key string) (runtime.Object, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.items[key]
+	if !ok {
+		return nil, false
+	}
+	return e.obj, true
+}
