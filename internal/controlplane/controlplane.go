@@ -27,6 +27,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/registry/all"
 	"github.com/skiff-sh/skiff/internal/storage"
@@ -46,6 +47,12 @@ type Config struct {
 	// CompactionInterval paces etcd compaction (default 5m).
 	CompactionInterval time.Duration
 	Logger             *slog.Logger
+	// Controllers are leader-elected components (controllers, scheduler); nil means the
+	// default set, an empty non-nil slice none.
+	Controllers []ComponentFactory
+	// NodeComponents run on every server regardless of leadership (simulated nodes).
+	NodeComponents    []ComponentFactory
+	ControllerOptions controller.Options
 }
 
 // ControlPlane is a running control plane.
@@ -174,6 +181,13 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	api.SetPending("bootstrap", false)
+	ctrls := cfg.Controllers
+	if ctrls == nil {
+		ctrls = DefaultControllers()
+	}
+	if err := cp.startComponents(ctx, ctrls, cfg.NodeComponents); err != nil {
+		return nil, fmt.Errorf("start components: %w", err)
+	}
 	ok = true
 	cp.log.Info("control plane ready", "url", cp.URL, "kubeconfig", cp.Kubeconfig, "elapsed", time.Since(start).Round(time.Millisecond))
 	return cp, nil

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controlplane"
 )
 
@@ -36,6 +37,13 @@ type Options struct {
 	DataDir string
 	// Verbose sends the control plane's logs to stderr (also with SKIFF_TEST_VERBOSE=1).
 	Verbose bool
+	// Controllers replaces the default leader-elected components (controllers, scheduler):
+	// nil runs the defaults, an empty non-nil slice runs none.
+	Controllers []controlplane.ComponentFactory
+	// NodeComponents run beside them (simulated nodes).
+	NodeComponents []controlplane.ComponentFactory
+	// ControllerOptions shortens timings for tests.
+	ControllerOptions controller.Options
 }
 
 // Start starts a control plane that stops when the test ends.
@@ -52,7 +60,8 @@ func Start(t testing.TB, opts ...Options) *Cluster {
 	if o.Verbose || os.Getenv("SKIFF_TEST_VERBOSE") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	cp, err := controlplane.Start(context.Background(), controlplane.Config{DataDir: o.DataDir, Port: 0, Logger: logger})
+	cp, err := controlplane.Start(context.Background(), controlplane.Config{DataDir: o.DataDir, Port: 0, Logger: logger,
+		Controllers: o.Controllers, NodeComponents: o.NodeComponents, ControllerOptions: o.ControllerOptions})
 	if err != nil {
 		t.Fatalf("start control plane: %v", err)
 	}

@@ -1,0 +1,59 @@
+// Package controller holds what every controller shares: the Context they are built from and
+// the Component interface the control plane runs. Each controller lives in its own package
+// under internal/controller/<name>, in the shape of kubernetes/sample-controller: informers →
+// rate-limited workqueue of keys → sync(ctx, key) → act through the API.
+package controller
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
+)
+
+// Component is something the control plane runs: a controller, the scheduler, simulated nodes.
+// Run blocks until ctx ends.
+type Component interface {
+	Name() string
+	Run(ctx context.Context) error
+}
+
+// Context is what components are built from. Informers are shared: a component asks the
+// factory for the informers it needs before Start; the control plane starts the factory
+// once every component is built.
+type Context struct {
+	Config    *rest.Config
+	Client    kubernetes.Interface
+	Metadata  metadata.Interface
+	Informers informers.SharedInformerFactory
+	// MetadataInformers serve PartialObjectMetadata for any resource (garbage collector).
+	MetadataInformers metadatainformer.SharedInformerFactory
+	// Recorder builds event recorders for a component ("deployment-controller", ...).
+	Recorder func(component string) record.EventRecorder
+	Logger   *slog.Logger
+	// Options tunes behaviour that tests need to shorten.
+	Options Options
+}
+
+// Options are timings and sizes with Kubernetes' defaults.
+type Options struct {
+	// NodeMonitorGracePeriod: a node whose lease is older is marked unknown (default 40s).
+	NodeMonitorGracePeriod time.Duration
+	// PodEvictionTimeout is unused by taint-based eviction; kept for symmetry with
+	// kube-controller-manager.
+	Workers int // workers per controller (default 5)
+}
+
+// Workers returns the configured worker count or the default.
+func (o Options) WorkersOr(def int) int {
+	if o.Workers > 0 {
+		return o.Workers
+	}
+	return def
+}

@@ -1,0 +1,14 @@
+package controlplane
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DefaultControllers is the leader-elected set `skiff server` runs.
+func DefaultControllers() []ComponentFactory {
+	return []ComponentFactory{}
+}
+
+func metav1ObjectMeta(ns, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: ns, Name: name}
+}
