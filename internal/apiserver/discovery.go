@@ -13,9 +13,9 @@ import (
 
 // subresource is one subresource as discovery lists it.
 type subresource struct {
-	name                  string
-	group, version, kind  string // response kind; empty group/version: the resource's own
-	verbs                 []string
+	name                 string
+	group, version, kind string // response kind; empty group/version: the resource's own
+	verbs                []string
 }
 
 // subresourcesOf lists a resource's subresources.
@@ -157,8 +157,8 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, &metav1.APIVersions{
-		TypeMeta: metav1.TypeMeta{Kind: "APIVersions"},
-		Versions: []string{"v1"},
+		TypeMeta:                   metav1.TypeMeta{Kind: "APIVersions"},
+		Versions:                   []string{"v1"},
 		ServerAddressByClientCIDRs: []metav1.ServerAddressByClientCIDR{{ClientCIDR: "0.0.0.0/0", ServerAddress: s.cfg.ExternalAddress}},
 	})
 }

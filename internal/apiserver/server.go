@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -88,7 +89,7 @@ func New(cfg Config) (*Server, error) {
 	for _, res := range cfg.Resources {
 		res := res
 		st := etcd3.New(cfg.Etcd, codec, res.GroupVersionKind(), res.New)
-		prefix := storagePrefix(res)
+		prefix := storagePrefix(res, cfg.Resources)
 		c := cacher.New(cacher.Config{Store: st, Prefix: prefix, NewFunc: res.New, NewListFunc: res.NewList,
 			GetAttrs: attrsFunc(res), Logger: cfg.Logger})
 		s.cachers = append(s.cachers, c)
@@ -164,6 +165,9 @@ func (s *Server) buildHandler() http.Handler {
 	mux.HandleFunc("/readyz/", s.handleReady)
 	mux.HandleFunc("/version", s.handleVersion)
 	mux.Handle("/metrics", s.metrics.handler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if s.cfg.OpenAPI != nil {
 		mux.Handle("/openapi/", s.cfg.OpenAPI)
 	}

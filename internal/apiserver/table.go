@@ -145,8 +145,11 @@ func tableFuncs(res *registry.Resource) ([]metav1.TableColumnDefinition, func(ru
 			return []interface{}{m.GetName(), registry.Age(m.GetCreationTimestamp(), now)}
 		}
 	}
-	if len(res.Columns) > 0 && res.Columns[0].Name == "Name" {
-		return res.Columns, res.Row
+	for _, c := range res.Columns {
+		// Some tables (events) place Name elsewhere, marked by its "name" format.
+		if c.Format == "name" || c.Name == "Name" {
+			return res.Columns, res.Row
+		}
 	}
 	cols := append([]metav1.TableColumnDefinition{registry.NameCol}, res.Columns...)
 	return cols, func(o runtime.Object, now time.Time) []interface{} {
