@@ -42,6 +42,8 @@ type Options struct {
 	Controllers []controlplane.ComponentFactory
 	// NodeComponents run beside them (simulated nodes).
 	NodeComponents []controlplane.ComponentFactory
+	// Port fixes the API server's port (default: a free one), e.g. to restart on the same one.
+	Port int
 	// ControllerOptions shortens timings for tests.
 	ControllerOptions controller.Options
 }
@@ -60,7 +62,7 @@ func Start(t testing.TB, opts ...Options) *Cluster {
 	if o.Verbose || os.Getenv("SKIFF_TEST_VERBOSE") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	cp, err := controlplane.Start(context.Background(), controlplane.Config{DataDir: o.DataDir, Port: 0, Logger: logger,
+	cp, err := controlplane.Start(context.Background(), controlplane.Config{DataDir: o.DataDir, Port: o.Port, Logger: logger,
 		Controllers: o.Controllers, NodeComponents: o.NodeComponents, ControllerOptions: o.ControllerOptions})
 	if err != nil {
 		t.Fatalf("start control plane: %v", err)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/skiff-sh/skiff/internal/controlplane"
 	"github.com/skiff-sh/skiff/pkg/skifftest"
 )
 
@@ -286,5 +287,51 @@ func TestSurvivesRestart(t *testing.T) {
 	got, err := c2.Client.CoreV1().ConfigMaps("default").Get(ctx, "kept", metav1.GetOptions{})
 	if err != nil || got.Data["k"] != "v" {
 		t.Fatalf("after restart: %v %+v", err, got)
+	}
+}
+
+// fieldValidation: Strict refuses unknown fields, Warn (the default) stores and warns, Ignore
+// stores silently.
+func TestFieldValidation(t *testing.T) {
+	c := skifftest.Start(t, skifftest.Options{Controllers: []controlplane.ComponentFactory{}})
+	ctx := context.Background()
+	body := []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"NAME"},"data":{"a":"b"},"unknownField":1}`)
+	rc := c.Client.CoreV1().RESTClient()
+	for _, tc := range []struct {
+		mode    string
+		wantErr bool
+	}{{"Strict", true}, {"Warn", false}, {"Ignore", false}, {"", false}} {
+		name := "fv-" + strings.ToLower(tc.mode)
+		if tc.mode == "" {
+			name = "fv-default"
+		}
+		req := rc.Post().Namespace("default").Resource("configmaps").SetHeader("Content-Type", "application/json").
+			Body([]byte(strings.Replace(string(body), "NAME", name, 1)))
+		if tc.mode != "" {
+			req = req.Param("fieldValidation", tc.mode)
+		}
+		res := req.Do(ctx)
+		err := res.Error()
+		if tc.wantErr {
+			if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), `unknown field "unknownField"`) {
+				t.Fatalf("%s: %v", tc.mode, err)
+			}
+			if _, err := c.Client.CoreV1().ConfigMaps("default").Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Fatalf("%s stored the object", tc.mode)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.mode, err)
+		}
+		warned := len(res.Warnings()) > 0
+		if want := tc.mode != "Ignore"; warned != want {
+			t.Fatalf("%s: warnings %v", tc.mode, res.Warnings())
+		}
+	}
+	// Over 3 MiB is refused with 413 and stores nothing.
+	big := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "big"}, Data: map[string]string{"x": strings.Repeat("x", 3*1024*1024+10)}}
+	if _, err := c.Client.CoreV1().ConfigMaps("default").Create(ctx, big, metav1.CreateOptions{}); !apierrors.IsRequestEntityTooLargeError(err) {
+		t.Fatalf("oversized body: %v", err)
 	}
 }
