@@ -86,6 +86,22 @@ func addDefaultTolerations(pod *corev1.Pod) {
 }
 
 func (s *Server) admitUpdate(ctx context.Context, ep *endpoint, obj, old runtime.Object) error {
+	if svc, ok := obj.(*corev1.Service); ok {
+		// A type change may need node ports (or a cluster IP, from ExternalName); what the
+		// service kept is re-claimed under the same owner, which is a no-op.
+		oldSvc := old.(*corev1.Service)
+		if oldSvc.Spec.Type != svc.Spec.Type {
+			if svc.Spec.Type == corev1.ServiceTypeClusterIP || svc.Spec.Type == corev1.ServiceTypeExternalName {
+				for i := range svc.Spec.Ports {
+					svc.Spec.Ports[i].NodePort = 0
+				}
+			}
+			if svc.Spec.Type == corev1.ServiceTypeExternalName {
+				svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "", nil
+			}
+		}
+		return s.svcAlloc.allocate(ctx, svc)
+	}
 	return nil
 }
 

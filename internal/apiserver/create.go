@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -137,10 +138,20 @@ func (s *Server) create(ctx context.Context, ep *endpoint, ns string, obj runtim
 		if dryRun {
 			return obj, nil
 		}
+		svc, isService := obj.(*corev1.Service)
+		if isService {
+			if err := s.svcAlloc.allocate(ctx, svc); err != nil {
+				s.svcAlloc.release(ctx, svc)
+				return nil, err
+			}
+		}
 		out := res.New()
 		err = ep.store.Create(ctx, ep.key(m.GetNamespace(), m.GetName()), obj, out)
 		if err == nil {
 			return out, nil
+		}
+		if isService {
+			s.svcAlloc.release(ctx, svc)
 		}
 		if generated && storage.IsCode(err, storage.ErrCodeKeyExists) && attempt < 5 {
 			continue

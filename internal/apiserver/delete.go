@@ -168,6 +168,9 @@ func (s *Server) delete(ctx context.Context, ep *endpoint, ns, name string, opts
 			}
 			return nil, false, err
 		}
+		if svc, ok := gone.(*corev1.Service); ok {
+			s.svcAlloc.release(ctx, svc)
+		}
 		return gone, true, nil
 	case err != nil:
 		return nil, false, err

@@ -90,3 +90,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, ep *endpoint
 	list.GetObjectKind().SetGroupVersionKind(ep.res.GroupVersion().WithKind(ep.res.ListKind))
 	s.writeObject(w, r, ep, http.StatusOK, list)
 }
+
+func storageListAll() storage.ListOptions {
+	return storage.ListOptions{ResourceVersion: "", Recursive: true}
+}

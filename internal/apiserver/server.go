@@ -44,6 +44,8 @@ type Config struct {
 	// Version reported at /version.
 	Version version.Info
 	Logger  *slog.Logger
+	// Services sets the service cluster IP and node port ranges.
+	Services ServiceConfig
 	// ReadyChecks are extra /readyz checks (name → check).
 	ReadyChecks map[string]func(context.Context) error
 }
@@ -63,6 +65,8 @@ type Server struct {
 	readyMu  sync.Mutex
 	ready    bool
 	notReady map[string]bool
+
+	svcAlloc *serviceAllocator
 
 	// PodSubresources serves pods/log, exec, attach and portforward (set by the node side).
 	PodSubresources SubresourceHandler
@@ -96,6 +100,11 @@ func New(cfg Config) (*Server, error) {
 		s.endpoints[gvrKey(res.Group, res.Version, res.Resource)] = &endpoint{res: res, store: c, prefix: prefix,
 			fields: supportedFields(res), cacher: c}
 	}
+	alloc, err := newServiceAllocator(cfg.Etcd, cfg.Services)
+	if err != nil {
+		return nil, err
+	}
+	s.svcAlloc = alloc
 	s.handler = s.buildHandler()
 	s.metrics.registerCaches(s)
 	return s, nil
@@ -119,6 +128,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.readyMu.Lock()
 	s.ready = true
 	s.readyMu.Unlock()
+	go s.runServiceRepair(ctx)
 	wg.Wait()
 	return nil
 }
@@ -132,6 +142,9 @@ func (s *Server) WaitReady(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ServiceIP returns the n-th address of the service CIDR (1: the kubernetes service, 10: DNS).
+func (s *Server) ServiceIP(n uint32) string { return s.svcAlloc.ipAt(n) }
 
 // SetPending marks a start-up step that /readyz waits for (done=false) or its completion.
 func (s *Server) SetPending(name string, pending bool) {

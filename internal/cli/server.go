@@ -48,6 +48,7 @@ written to <data-dir>/kubeconfig.yaml (or --write-kubeconfig).`,
 	f.StringVar(&cfg.BindAddress, "bind-address", "127.0.0.1", "address the API server listens on")
 	f.IntVar(&cfg.Port, "https-listen-port", 6443, "HTTPS port of the API server (0 picks a free port)")
 	f.StringVar(&cfg.KubeconfigPath, "write-kubeconfig", "", "where to write the admin kubeconfig (default <data-dir>/kubeconfig.yaml)")
+	f.StringVar(&cfg.AdvertiseAddress, "advertise-address", "", "address pods and nodes reach the API server on (default: bind address, or the first non-loopback IPv4)")
 	f.StringSliceVar(&cfg.AdvertiseHosts, "tls-san", nil, "extra host names or IPs for the serving certificate")
 	f.StringVar(&etcdEndpoint, "etcd-endpoints", "", "comma-separated external etcd endpoints (default: embedded etcd)")
 	f.StringVar(&cfg.Etcd.CAFile, "etcd-cafile", "", "CA bundle for an external etcd")

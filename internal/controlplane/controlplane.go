@@ -39,6 +39,9 @@ type Config struct {
 	DataDir     string // default /var/lib/skiff
 	BindAddress string // default 127.0.0.1
 	Port        int    // HTTPS port; 0 picks a free one
+	// AdvertiseAddress is the API server's address for pods and other nodes (default: the
+	// bind address, or the first non-loopback IPv4 address when bound to all interfaces).
+	AdvertiseAddress string
 	// AdvertiseHosts are extra names and IPs for the serving certificate.
 	AdvertiseHosts []string
 	// KubeconfigPath is where the admin kubeconfig goes (default <data-dir>/kubeconfig.yaml).
@@ -236,7 +239,7 @@ func (cp *ControlPlane) bootstrap(ctx context.Context) error {
 			return fmt.Errorf("create namespace %s: %w", name, err)
 		}
 	}
-	return nil
+	return cp.bootstrapKubernetesService(ctx, cs)
 }
 
 // Done is closed when the control plane has stopped.
