@@ -32,6 +32,8 @@ func (s *Server) admitCreate(ctx context.Context, ep *endpoint, obj runtime.Obje
 		if pod.Spec.ServiceAccountName == "" {
 			pod.Spec.ServiceAccountName = "default"
 		}
+		// The deprecated alias mirrors it, as Kubernetes keeps them in step.
+		pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
 		addDefaultTolerations(pod)
 	}
 	return nil

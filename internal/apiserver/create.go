@@ -131,6 +131,13 @@ func (s *Server) create(ctx context.Context, ep *endpoint, ns string, obj runtim
 				base = base[:maxGenerateNameLength]
 			}
 			m.SetName(base + generatedSuffix())
+			if ns, ok := obj.(*corev1.Namespace); ok {
+				// Defaulting ran before the name existed; the name label follows it.
+				if ns.Labels == nil {
+					ns.Labels = map[string]string{}
+				}
+				ns.Labels[corev1.LabelMetadataName] = ns.Name
+			}
 		}
 		if errs := s.validateCreate(ep, obj); len(errs) > 0 {
 			return nil, apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), m.GetName(), errs)

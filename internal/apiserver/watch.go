@@ -1,7 +1,12 @@
 package apiserver
 
 import (
+	"bytes"
+	"encoding/binary"
+	"io"
+
 	"encoding/json"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -10,6 +15,28 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 )
+
+// writeProtoEvent writes one event of a protobuf watch stream: a 4-byte big-endian length,
+// then a metav1.WatchEvent whose object is the protobuf-enveloped object (the framing
+// client-go's protobuf stream decoder reads).
+func writeProtoEvent(w io.Writer, typ watch.EventType, obj runtime.Object) error {
+	var buf bytes.Buffer
+	if err := protoCodec.Encode(obj, &buf); err != nil {
+		return err
+	}
+	we := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: buf.Bytes()}}
+	data, err := we.Marshal()
+	if err != nil {
+		return err
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(data)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
+}
 
 // watchEvent is the wire form of one watch event.
 type watchEvent struct {
@@ -47,10 +74,10 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 	flusher, _ := w.(http.Flusher)
 	kind, version := negotiate(r)
 	if kind == outputProtobuf {
-		// Watches are streamed as JSON, which every client accepts as well.
-		kind = outputObject
+		w.Header().Set("Content-Type", protobufType+";stream=watch")
+	} else {
+		w.Header().Set("Content-Type", "application/json")
 	}
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-cache, private")
 	w.WriteHeader(http.StatusOK)
 	if flusher != nil {
@@ -85,7 +112,11 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 			case kind == outputPartialMetadata:
 				obj = partialObject(ev.Object, version)
 			}
-			if err := enc.Encode(watchEvent{Type: ev.Type, Object: obj}); err != nil {
+			if kind == outputProtobuf {
+				if err := writeProtoEvent(w, ev.Type, ev.Object); err != nil {
+					return
+				}
+			} else if err := enc.Encode(watchEvent{Type: ev.Type, Object: obj}); err != nil {
 				return
 			}
 			// Flush only when no further event is waiting, so bursts go out in one write.

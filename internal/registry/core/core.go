@@ -76,7 +76,7 @@ func sinceMicro(t metav1.MicroTime, now time.Time) string {
 	return registry.HumanDuration(metav1.Time{Time: t.Time}, now)
 }
 
-// isCoreVolumeModeFilesystem returns a pointer to the Filesystem volume mode.
+// filesystemMode returns a pointer to the Filesystem volume mode.
 func filesystemMode() *corev1.PersistentVolumeMode {
 	m := corev1.PersistentVolumeFilesystem
 	return &m

@@ -330,12 +330,12 @@ func TestEvents(t *testing.T) {
 	}
 	expectErrors(t, r.Validate(ev))
 	row := r.Row(ev, now)
-	want := []interface{}{"web.1", "60s", "Normal", "Pulled", "pod/web", "spec.containers{c}", "kubelet, n1", "Pulled image", "5m", int64(3)}
-	if c := r.Columns[0]; c.Name != "Name" || c.Priority != 1 {
-		t.Errorf("the event name column is wide only: %+v", c)
+	want := []interface{}{"60s", "Normal", "Pulled", "pod/web", "spec.containers{c}", "kubelet, n1", "Pulled image", "5m", int64(3), "web.1"}
+	if c := r.Columns[len(r.Columns)-1]; c.Name != "Name" || c.Format != "name" || c.Priority != 1 {
+		t.Errorf("the event name column is last and wide only: %+v", c)
 	}
-	for i, c := range r.Columns {
-		if c.Priority == 0 && i > 0 && !map[string]bool{"Last Seen": true, "Type": true, "Reason": true, "Object": true, "Message": true}[c.Name] {
+	for _, c := range r.Columns {
+		if c.Priority == 0 && !map[string]bool{"Last Seen": true, "Type": true, "Reason": true, "Object": true, "Message": true}[c.Name] {
 			t.Errorf("unexpected default column %s", c.Name)
 		}
 	}

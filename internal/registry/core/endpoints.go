@@ -90,7 +90,8 @@ func validateEndpointAddress(a *corev1.EndpointAddress, oldIPs []string, p *fiel
 		errs = append(errs, validateNameRef(*a.NodeName, apivalidation.NameIsDNSSubdomain, p.Child("nodeName"))...)
 	}
 	if len(errs) == 0 {
-		errs = append(errs, validateNonSpecialIP(a.IP, p.Child("ip"))...)
+		// As in Kubernetes, endpoints may not be loopback addresses: no proxy can reach them.
+		errs = append(errs, validateNonSpecialIP(a.IP, false, p.Child("ip"))...)
 	}
 	return errs
 }

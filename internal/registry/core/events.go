@@ -33,10 +33,8 @@ func events() *registry.Resource {
 	r.Fields = func(obj runtime.Object) fields.Set { return eventFields(obj.(*corev1.Event)) }
 	doc := corev1.Event{}.SwaggerDoc()
 	ref := corev1.ObjectReference{}.SwaggerDoc()
-	// Kubernetes lists Name last (wide only); the API server wants the Name column first, so it
-	// comes first here, still wide only, and the default columns are Kubernetes' own.
+	// As in Kubernetes, Name is the last column and shows only with -o wide.
 	r.Columns = []metav1.TableColumnDefinition{
-		{Name: "Name", Type: "string", Format: "name", Priority: 1, Description: metaDoc["name"]},
 		col("Last Seen", "string", doc["lastTimestamp"], 0),
 		col("Type", "string", doc["type"], 0),
 		col("Reason", "string", doc["reason"], 0),
@@ -46,6 +44,7 @@ func events() *registry.Resource {
 		col("Message", "string", doc["message"], 0),
 		col("First Seen", "string", doc["firstTimestamp"], 1),
 		col("Count", "string", doc["count"], 1),
+		{Name: "Name", Type: "string", Format: "name", Priority: 1, Description: metaDoc["name"]},
 	}
 	r.Row = func(obj runtime.Object, now time.Time) []interface{} { return eventRow(obj.(*corev1.Event), now) }
 	return r
@@ -153,7 +152,7 @@ func eventRow(ev *corev1.Event, now time.Time) []interface{} {
 		source = component + ", " + instance
 	}
 	return []interface{}{
-		ev.Name, last, ev.Type, ev.Reason, target, ev.InvolvedObject.FieldPath, source,
-		strings.TrimSpace(ev.Message), first, int64(count),
+		last, ev.Type, ev.Reason, target, ev.InvolvedObject.FieldPath, source,
+		strings.TrimSpace(ev.Message), first, int64(count), ev.Name,
 	}
 }

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -787,9 +786,8 @@ func validateObjectFieldSelector(fs *corev1.ObjectFieldSelector, allowed sets.Se
 
 func validateResourceFieldSelector(rs *corev1.ResourceFieldSelector, inEnv bool, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if inEnv && rs.ContainerName == "" {
-		// The container defaults to the one the variable is defined in.
-	} else if !inEnv && rs.ContainerName == "" {
+	// In env, the container defaults to the one the variable is defined in.
+	if !inEnv && rs.ContainerName == "" {
 		errs = append(errs, field.Required(p.Child("containerName"), ""))
 	}
 	if rs.Resource == "" {
@@ -1738,9 +1736,4 @@ func validatePodAffinityTerms(req []corev1.PodAffinityTerm, pref []corev1.Weight
 		term(w.PodAffinityTerm, wp.Child("podAffinityTerm"))
 	}
 	return errs
-}
-
-// labelSelectorString prints a LabelSelector as kubectl does.
-func labelSelectorString(s *metav1.LabelSelector) string {
-	return metav1.FormatLabelSelector(s)
 }

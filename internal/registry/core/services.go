@@ -162,12 +162,10 @@ func initServiceIPFamilies(svc *corev1.Service) {
 			}
 		}
 	}
+	// The cluster's only service IP family (a dual-stack cluster would add its secondary family
+	// for headless services without a selector).
 	if len(s.IPFamilies) == 0 {
-		if headlessNoSelector && *s.IPFamilyPolicy != corev1.IPFamilyPolicySingleStack {
-			s.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
-		} else {
-			s.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
-		}
+		s.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
 	}
 }
 
@@ -407,7 +405,7 @@ func validateService(svc *corev1.Service, old *corev1.Service) field.ErrorList {
 		if e := validateLegacyIP(ip2, ip, oldExternal); len(e) != 0 {
 			errs = append(errs, e...)
 		} else {
-			errs = append(errs, validateNonSpecialIP(ip, ip2)...)
+			errs = append(errs, validateNonSpecialIP(ip, false, ip2)...)
 		}
 	}
 

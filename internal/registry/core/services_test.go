@@ -61,7 +61,7 @@ func TestDefaultService(t *testing.T) {
 	headless := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "h"}, Spec: corev1.ServiceSpec{ClusterIP: "None"}}
 	createService(headless)
 	if len(headless.Spec.ClusterIPs) != 1 || *headless.Spec.IPFamilyPolicy != corev1.IPFamilyPolicyRequireDualStack ||
-		len(headless.Spec.IPFamilies) != 2 {
+		len(headless.Spec.IPFamilies) != 1 {
 		t.Errorf("headless = %+v", headless.Spec)
 	}
 	expectErrors(t, validateService(headless, nil))

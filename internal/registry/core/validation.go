@@ -216,8 +216,9 @@ func validateLegacyCIDR(path *field.Path, value string, old []string) field.Erro
 	return validation.IsValidCIDRForLegacyField(path, value, true, old)
 }
 
-// validateNonSpecialIP rejects unspecified, loopback and link-local addresses.
-func validateNonSpecialIP(value string, path *field.Path) field.ErrorList {
+// validateNonSpecialIP rejects unspecified, loopback (unless allowLoopback) and link-local
+// addresses.
+func validateNonSpecialIP(value string, allowLoopback bool, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	ip := netutils.ParseIPSloppy(value)
 	if ip == nil {
@@ -226,7 +227,7 @@ func validateNonSpecialIP(value string, path *field.Path) field.ErrorList {
 	if ip.IsUnspecified() {
 		errs = append(errs, field.Invalid(path, value, fmt.Sprintf("may not be unspecified (%v)", value)))
 	}
-	if ip.IsLoopback() {
+	if ip.IsLoopback() && !allowLoopback {
 		errs = append(errs, field.Invalid(path, value, "may not be in the loopback range (127.0.0.0/8, ::1/128)"))
 	}
 	if ip.IsLinkLocalUnicast() {
