@@ -120,9 +120,7 @@ func (s *Server) cachedNamespace(name string) (*corev1.Namespace, bool) {
 	if ep == nil {
 		return nil, false
 	}
-	c, ok := ep.cacher.(interface {
-		Peek(key string) (runtime.Object, bool)
-	})
+	c, ok := ep.cacher.(peeker)
 	if !ok {
 		return nil, false
 	}
@@ -132,4 +130,9 @@ func (s *Server) cachedNamespace(name string) (*corev1.Namespace, bool) {
 	}
 	ns, ok := obj.(*corev1.Namespace)
 	return ns, ok
+}
+
+// peeker reads the watch cache without copying.
+type peeker interface {
+	Peek(key string) (runtime.Object, bool)
 }

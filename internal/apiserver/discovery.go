@@ -37,6 +37,8 @@ func subresourcesOf(res *registry.Resource) []subresource {
 			subresource{name: "attach", kind: "PodAttachOptions", verbs: []string{"create", "get"}},
 			subresource{name: "portforward", kind: "PodPortForwardOptions", verbs: []string{"create", "get"}},
 		)
+	case res.Group == "" && res.Resource == "serviceaccounts":
+		out = append(out, subresource{name: "token", group: "authentication.k8s.io", version: "v1", kind: "TokenRequest", verbs: []string{"create"}})
 	case res.Group == "" && res.Resource == "namespaces":
 		out = append(out, subresource{name: "finalize", kind: "Namespace", verbs: []string{"update"}})
 	}

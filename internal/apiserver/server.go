@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/storage/cacher"
 	"github.com/skiff-sh/skiff/internal/storage/etcd3"
@@ -44,6 +45,8 @@ type Config struct {
 	// Version reported at /version.
 	Version version.Info
 	Logger  *slog.Logger
+	// Tokens issues and verifies service-account tokens (optional).
+	Tokens *auth.TokenIssuer
 	// Services sets the service cluster IP and node port ranges.
 	Services ServiceConfig
 	// ReadyChecks are extra /readyz checks (name → check).

@@ -51,6 +51,8 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, ep *en
 		}
 	case sub == "scale" && ep.res.Scale != nil:
 		s.handleScale(w, r, ep, info)
+	case sub == "token" && ep.res.Group == "" && ep.res.Resource == "serviceaccounts" && info.Verb == "create":
+		s.handleTokenRequest(w, r, ep, info)
 	case sub == "binding" && ep.res.Group == "" && ep.res.Resource == "pods" && info.Verb == "create":
 		s.handleBinding(w, r, ep, info)
 	case sub == "eviction" && ep.res.Group == "" && ep.res.Resource == "pods" && info.Verb == "create":

@@ -147,8 +147,13 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		ln.Close()
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
+	tokens, err := auth.NewTokenIssuer(cp.PKI.SAKey)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	api, err := apiserver.New(apiserver.Config{
-		Etcd: cp.Etcd.Client, Resources: cp.Resources, Authenticate: authn.Middleware, OpenAPI: oa,
+		Etcd: cp.Etcd.Client, Resources: cp.Resources, Authenticate: authn.Middleware, OpenAPI: oa, Tokens: tokens,
 		ExternalAddress: net.JoinHostPort(host, strconv.Itoa(port)), Version: version.Info(), Logger: cfg.Logger,
 	})
 	if err != nil {
@@ -156,6 +161,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		return nil, err
 	}
 	cp.API = api
+	authn.AddTokenAuthenticator(api.AuthenticateServiceAccountToken)
 	api.SetPending("bootstrap", true)
 	go func() {
 		defer close(cp.done)
@@ -205,6 +211,16 @@ func openapiResources(rs []*registry.Resource) []openapi.Resource {
 		}
 		if r.Scale != nil {
 			subs = append(subs, "scale")
+		}
+		if r.Group == "" {
+			switch r.Resource {
+			case "pods":
+				subs = append(subs, "binding", "eviction", "log")
+			case "serviceaccounts":
+				subs = append(subs, "token")
+			case "namespaces":
+				subs = append(subs, "finalize")
+			}
 		}
 		out = append(out, openapi.Resource{Group: r.Group, Version: r.Version, Kind: r.Kind, Resource: r.Resource,
 			Namespaced: r.Namespaced, Verbs: r.SupportedVerbs(), Subresources: subs})
