@@ -155,7 +155,9 @@ func TestPagedListIsConsistent(t *testing.T) {
 	list := &corev1.ConfigMapList{}
 	sel := labels.SelectorFromSet(labels.Set{"five": "yes"})
 	if err := s.GetList(ctx, prefix, storage.ListOptions{Recursive: true, Predicate: storage.SelectionPredicate{Label: sel, Limit: 2,
-		GetAttrs: func(o runtime.Object) (labels.Set, fields.Set, error) { return labels.Set(o.(*corev1.ConfigMap).Labels), nil, nil }}}, list); err != nil {
+		GetAttrs: func(o runtime.Object) (labels.Set, fields.Set, error) {
+			return labels.Set(o.(*corev1.ConfigMap).Labels), nil, nil
+		}}}, list); err != nil {
 		t.Fatal(err)
 	}
 	if len(list.Items) != 2 || list.Continue == "" {
