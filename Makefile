@@ -16,10 +16,14 @@ LDFLAGS := -s -w \
   -X k8s.io/component-base/version.buildDate=$(DATE)
 DATA_DIR ?= /var/lib/skiff
 
-.PHONY: build run setup test unit integration e2e etcd bench clean
+.PHONY: build run setup test unit integration e2e etcd bench clean images
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
+
+# Demo and test images (pause, web v1/v2, busybox), built from source as image tarballs.
+images:
+	$(GO) run ./images/build.go -out $(DATA_DIR)/agent/images
 
 etcd:
 	@test -x bin/etcd || $(GO) build -o bin/etcd go.etcd.io/etcd/server/v3
