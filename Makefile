@@ -19,7 +19,7 @@ DATA_DIR ?= /var/lib/skiff
 .PHONY: build run setup test unit integration e2e etcd bench clean images
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
 
 # Demo and test images (pause, web v1/v2, busybox), built from source as image tarballs.
 images:
