@@ -2,11 +2,16 @@ package controlplane
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 )
 
 // DefaultControllers is the leader-elected set `skiff server` runs.
 func DefaultControllers() []ComponentFactory {
-	return []ComponentFactory{}
+	return []ComponentFactory{
+		replicaset.New, replicaset.NewRC, deployment.New,
+	}
 }
 
 func metav1ObjectMeta(ns, name string) metav1.ObjectMeta {

@@ -1,0 +1,475 @@
+// Package replicaset runs the ReplicaSet controller, and the same logic over v1
+// ReplicationControllers: it keeps the number of active pods owned by each ReplicaSet at
+// spec.replicas, adopting orphans its selector matches and releasing pods it no longer
+// matches, and reports replicas, fullyLabeledReplicas, readyReplicas and availableReplicas.
+package replicaset
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/controllerutil"
+)
+
+// BurstReplicas caps how many pods one sync creates or deletes.
+const BurstReplicas = 500
+
+// Controller manages ReplicaSets (or ReplicationControllers).
+type Controller struct {
+	name     string
+	client   kubernetes.Interface
+	kind     kind
+	pods     corelisters.PodLister
+	podInf   cache.SharedIndexInformer
+	rsInf    cache.SharedIndexInformer // ReplicaSets, for pods related through a Deployment
+	synced   []cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
+	exp      *controllerutil.Expectations
+	recorder record.EventRecorder
+	podCtl   controllerutil.PodControl
+	log      *slog.Logger
+	workers  int
+	burst    int
+	now      func() time.Time
+}
+
+// New builds the ReplicaSet controller.
+func New(ctx *controller.Context) (controller.Component, error) {
+	return newController(ctx, "replicaset-controller", newRSKind(ctx))
+}
+
+// NewRC builds the ReplicationController controller.
+func NewRC(ctx *controller.Context) (controller.Component, error) {
+	return newController(ctx, "replication-controller", newRCKind(ctx))
+}
+
+func newController(ctx *controller.Context, name string, k kind) (*Controller, error) {
+	podInf := ctx.Informers.Core().V1().Pods()
+	rsInf := ctx.Informers.Apps().V1().ReplicaSets().Informer()
+	recorder := ctx.Recorder(name)
+	logger := ctx.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	c := &Controller{
+		name:   name,
+		client: ctx.Client,
+		kind:   k,
+		pods:   podInf.Lister(),
+		podInf: podInf.Informer(),
+		rsInf:  rsInf,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: name}),
+		exp:      controllerutil.NewExpectations(),
+		recorder: recorder,
+		podCtl:   controllerutil.PodControl{Client: ctx.Client, Recorder: recorder},
+		log:      logger.With("controller", name),
+		workers:  ctx.Options.WorkersOr(5),
+		burst:    BurstReplicas,
+		now:      time.Now,
+	}
+	c.synced = []cache.InformerSynced{c.podInf.HasSynced, k.informer().HasSynced, rsInf.HasSynced}
+	if _, err := k.informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.addOwner,
+		UpdateFunc: c.updateOwner,
+		DeleteFunc: c.deleteOwner,
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := c.podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.addPod,
+		UpdateFunc: c.updatePod,
+		DeleteFunc: c.deletePod,
+	}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Name implements controller.Component.
+func (c *Controller) Name() string { return c.name }
+
+// Run implements controller.Component.
+func (c *Controller) Run(ctx context.Context) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	c.log.Info("starting")
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return ctx.Err()
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < c.workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wait.UntilWithContext(ctx, c.worker, time.Second)
+		}()
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for c.next(ctx) {
+	}
+}
+
+func (c *Controller) next(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	if err := c.sync(ctx, key); err != nil {
+		c.log.Debug("sync failed, requeueing", "key", key, "err", err)
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}
+
+func (c *Controller) enqueue(rs *appsv1.ReplicaSet) {
+	c.queue.Add(rs.Namespace + "/" + rs.Name)
+}
+
+func (c *Controller) enqueueAfter(rs *appsv1.ReplicaSet, d time.Duration) {
+	c.queue.AddAfter(rs.Namespace+"/"+rs.Name, d)
+}
+
+// --- owner events ---
+
+func (c *Controller) addOwner(obj interface{}) {
+	if rs, ok := c.kind.view(obj); ok {
+		c.enqueue(rs)
+	}
+}
+
+func (c *Controller) updateOwner(_, cur interface{}) {
+	if rs, ok := c.kind.view(cur); ok {
+		c.enqueue(rs)
+	}
+}
+
+func (c *Controller) deleteOwner(obj interface{}) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	rs, ok := c.kind.view(obj)
+	if !ok {
+		return
+	}
+	key := rs.Namespace + "/" + rs.Name
+	c.exp.Forget(key)
+	c.queue.Add(key)
+}
+
+// --- pod events ---
+
+// resolve returns the controller a controllerRef points at, if it is of our kind and the
+// same object (UID) we know.
+func (c *Controller) resolve(namespace string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
+	gvk := c.kind.gvk()
+	if ref.Kind != gvk.Kind {
+		return nil
+	}
+	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err != nil || gv.Group != gvk.Group {
+		return nil
+	}
+	rs, err := c.kind.get(namespace, ref.Name)
+	if err != nil || rs.UID != ref.UID {
+		return nil
+	}
+	return rs
+}
+
+// selecting returns our controllers in the pod's namespace whose selector matches it.
+func (c *Controller) selecting(pod *corev1.Pod) []*appsv1.ReplicaSet {
+	all, err := c.kind.list(pod.Namespace)
+	if err != nil {
+		return nil
+	}
+	var out []*appsv1.ReplicaSet
+	for _, rs := range all {
+		if selectorOf(rs).Matches(labels.Set(pod.Labels)) {
+			out = append(out, rs)
+		}
+	}
+	return out
+}
+
+func (c *Controller) addPod(obj interface{}) {
+	pod := obj.(*corev1.Pod)
+	if pod.DeletionTimestamp != nil {
+		// Seen for the first time already terminating (e.g. after a restart): count it gone.
+		c.deletePod(pod)
+		return
+	}
+	if ref := metav1.GetControllerOf(pod); ref != nil {
+		rs := c.resolve(pod.Namespace, ref)
+		if rs == nil {
+			return
+		}
+		key := rs.Namespace + "/" + rs.Name
+		c.exp.CreationObserved(key)
+		c.queue.Add(key)
+		return
+	}
+	for _, rs := range c.selecting(pod) {
+		c.enqueue(rs)
+	}
+}
+
+func (c *Controller) updatePod(old, cur interface{}) {
+	oldPod, curPod := old.(*corev1.Pod), cur.(*corev1.Pod)
+	if oldPod.ResourceVersion == curPod.ResourceVersion {
+		return // a resync
+	}
+	labelsChanged := !reflect.DeepEqual(oldPod.Labels, curPod.Labels)
+	if curPod.DeletionTimestamp != nil {
+		// Graceful deletion started: the pod no longer counts; lower expectations now rather
+		// than after the grace period.
+		c.deletePod(curPod)
+		if labelsChanged {
+			c.deletePod(oldPod)
+		}
+		return
+	}
+	curRef, oldRef := metav1.GetControllerOf(curPod), metav1.GetControllerOf(oldPod)
+	if !reflect.DeepEqual(curRef, oldRef) && oldRef != nil {
+		if rs := c.resolve(oldPod.Namespace, oldRef); rs != nil {
+			c.enqueue(rs)
+		}
+	}
+	if curRef != nil {
+		rs := c.resolve(curPod.Namespace, curRef)
+		if rs == nil {
+			return
+		}
+		c.enqueue(rs)
+		// A pod that just became ready becomes available minReadySeconds later; check then.
+		if !controllerutil.IsPodReady(oldPod) && controllerutil.IsPodReady(curPod) && rs.Spec.MinReadySeconds > 0 {
+			c.enqueueAfter(rs, time.Duration(rs.Spec.MinReadySeconds)*time.Second+time.Second)
+		}
+		return
+	}
+	if labelsChanged || !reflect.DeepEqual(curRef, oldRef) {
+		for _, rs := range c.selecting(curPod) {
+			c.enqueue(rs)
+		}
+	}
+}
+
+func (c *Controller) deletePod(obj interface{}) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		t, ok := obj.(cache.DeletedFinalStateUnknown)
+		if !ok {
+			return
+		}
+		if pod, ok = t.Obj.(*corev1.Pod); !ok {
+			return
+		}
+	}
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil {
+		return
+	}
+	rs := c.resolve(pod.Namespace, ref)
+	if rs == nil {
+		return
+	}
+	key := rs.Namespace + "/" + rs.Name
+	c.exp.DeletionObserved(key, pod.Namespace+"/"+pod.Name)
+	c.queue.Add(key)
+}
+
+// --- sync ---
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	rs, err := c.kind.get(namespace, name)
+	if apierrors.IsNotFound(err) {
+		c.exp.Forget(key)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	needsSync := c.exp.Satisfied(key)
+	selector := selectorOf(rs)
+
+	all, err := c.pods.Pods(namespace).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	claimer := &controllerutil.Claimer{
+		Client: c.client, Controller: rs, Kind: c.kind.gvk(), Selector: selector,
+		Recheck: func(ctx context.Context) (metav1.Object, error) { return c.kind.fresh(ctx, namespace, name) },
+	}
+	pods, err := claimer.ClaimPods(ctx, controllerutil.FilterActivePods(all))
+	if err != nil {
+		return err
+	}
+
+	var manageErr error
+	creating := len(pods) < int(*rs.Spec.Replicas)
+	if needsSync && rs.DeletionTimestamp == nil {
+		manageErr = c.manageReplicas(ctx, key, rs, pods, all)
+	}
+
+	status := calculateStatus(rs, pods, manageErr, creating, c.now())
+	updated, err := c.updateStatus(ctx, rs, status)
+	if err != nil {
+		return errors.Join(manageErr, err)
+	}
+	if manageErr == nil && updated.Spec.MinReadySeconds > 0 &&
+		updated.Status.ReadyReplicas == *updated.Spec.Replicas &&
+		updated.Status.AvailableReplicas != *updated.Spec.Replicas {
+		c.enqueueAfter(updated, time.Duration(updated.Spec.MinReadySeconds)*time.Second)
+	}
+	return manageErr
+}
+
+// updateStatus writes status when it differs, retrying once on a conflict with a fresh copy.
+func (c *Controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, status appsv1.ReplicaSetStatus) (*appsv1.ReplicaSet, error) {
+	if statusEqual(rs.Status, status) {
+		return rs, nil
+	}
+	for attempt := 0; ; attempt++ {
+		rs.Status = status
+		out, err := c.kind.updateStatus(ctx, rs)
+		if err == nil {
+			return out, nil
+		}
+		if apierrors.IsNotFound(err) {
+			return rs, nil
+		}
+		if !apierrors.IsConflict(err) || attempt >= 1 {
+			return nil, err
+		}
+		fresh, gerr := c.kind.fresh(ctx, rs.Namespace, rs.Name)
+		if gerr != nil {
+			return nil, err
+		}
+		if frs, ok := c.kind.view(fresh); ok {
+			if frs.Generation != rs.Generation {
+				// The spec moved on; the next sync computes a new status.
+				return nil, err
+			}
+			rs = frs
+		} else {
+			return nil, err
+		}
+	}
+}
+
+func statusEqual(a, b appsv1.ReplicaSetStatus) bool {
+	return a.Replicas == b.Replicas && a.FullyLabeledReplicas == b.FullyLabeledReplicas &&
+		a.ReadyReplicas == b.ReadyReplicas && a.AvailableReplicas == b.AvailableReplicas &&
+		a.ObservedGeneration == b.ObservedGeneration && reflect.DeepEqual(a.Conditions, b.Conditions)
+}
+
+// manageReplicas creates or deletes pods so that rs owns spec.replicas active pods.
+func (c *Controller) manageReplicas(ctx context.Context, key string, rs *appsv1.ReplicaSet, pods, all []*corev1.Pod) error {
+	diff := len(pods) - int(*rs.Spec.Replicas)
+	switch {
+	case diff < 0:
+		n := min(-diff, c.burst)
+		c.exp.ExpectCreations(key, n)
+		ref := controllerutil.ControllerRef(rs, c.kind.gvk())
+		obj := c.kind.object(rs)
+		c.log.Debug("creating pods", "key", key, "need", n)
+		created, err := controllerutil.SlowStartBatch(n, 1, func() error {
+			_, err := c.podCtl.Create(ctx, rs.Namespace, &rs.Spec.Template, obj, rs.Name, ref)
+			if err != nil && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+				return nil // the namespace is going away; nothing to do
+			}
+			return err
+		})
+		// Calls never made (or failed) will produce no informer event: stop expecting them.
+		for i := 0; i < n-created; i++ {
+			c.exp.CreationObserved(key)
+		}
+		return err
+	case diff > 0:
+		n := min(diff, c.burst)
+		victims := podsToDelete(pods, c.relatedPods(rs, all), n, c.now())
+		keys := make([]string, len(victims))
+		for i, p := range victims {
+			keys[i] = p.Namespace + "/" + p.Name
+		}
+		c.exp.ExpectDeletions(key, keys)
+		c.log.Debug("deleting pods", "key", key, "count", n)
+		obj := c.kind.object(rs)
+		errCh := make(chan error, len(victims))
+		var wg sync.WaitGroup
+		for i, p := range victims {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := c.podCtl.Delete(ctx, p.Namespace, p.Name, obj); err != nil {
+					c.exp.DeletionObserved(key, keys[i])
+					if !apierrors.IsNotFound(err) {
+						errCh <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errCh)
+		if err, ok := <-errCh; ok {
+			return err
+		}
+	}
+	return nil
+}
+
+// relatedPods are the pods of every ReplicaSet that shares rs's controller (the
+// Deployment's other ReplicaSets), or rs's own candidates when it has no controller.
+func (c *Controller) relatedPods(rs *appsv1.ReplicaSet, all []*corev1.Pod) []*corev1.Pod {
+	owners := map[string]bool{string(rs.UID): true}
+	if ref := metav1.GetControllerOf(rs); ref != nil {
+		objs, _ := c.rsInf.GetIndexer().ByIndex(cache.NamespaceIndex, rs.Namespace)
+		for _, o := range objs {
+			if sib := o.(*appsv1.ReplicaSet); metav1.GetControllerOf(sib) != nil && metav1.GetControllerOf(sib).UID == ref.UID {
+				owners[string(sib.UID)] = true
+			}
+		}
+	}
+	var out []*corev1.Pod
+	for _, p := range all {
+		if ref := metav1.GetControllerOf(p); ref != nil && owners[string(ref.UID)] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func notFound(gr schema.GroupResource, name string) error {
+	return apierrors.NewNotFound(gr, name)
+}
