@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
@@ -47,7 +48,7 @@ func (s *Server) listOptions(r *http.Request, ep *endpoint) (storage.ListOptions
 	supported := ep.fields
 	for _, req := range fs.Requirements() {
 		if !supported[req.Field] {
-			return opts, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))
+			return opts, apierrors.NewBadRequest(unsupportedFieldMessage(ep, req.Field))
 		}
 	}
 	pred.Field = fs
@@ -93,4 +94,21 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, ep *endpoint
 
 func storageListAll() storage.ListOptions {
 	return storage.ListOptions{ResourceVersion: "", Recursive: true}
+}
+
+// unsupportedFieldMessage words a refused field selector as Kubernetes does: core resources
+// with their own selectable fields, other groups' ones, and resources with only metadata.
+func unsupportedFieldMessage(ep *endpoint, label string) string {
+	res := ep.res
+	if res.Fields == nil {
+		only := `"metadata.name"`
+		if res.Namespaced {
+			only += `, "metadata.namespace"`
+		}
+		return fmt.Sprintf("%q is not a known field selector: only %s", label, only)
+	}
+	if res.Group == "" {
+		return fmt.Sprintf("field label not supported: %s", label)
+	}
+	return fmt.Sprintf("field label %q not supported for %s%s.%s", label, strings.Split(res.Group, ".")[0], res.Version, res.Kind)
 }

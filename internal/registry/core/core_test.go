@@ -402,7 +402,7 @@ func TestLimitRangesAndQuotas(t *testing.T) {
 	expectErrors(t, qr.Validate(q))
 	q.Status = corev1.ResourceQuotaStatus{Hard: q.Spec.Hard, Used: corev1.ResourceList{"pods": resource.MustParse("1")}}
 	row := qr.Row(q, time.Now())
-	if row[1] != "pods: 1/10, requests.cpu: 0/2" || row[2] != "limits.cpu: 0/4" {
+	if row[2] != "pods: 1/10, requests.cpu: 0/2" || row[3] != "limits.cpu: 0/4" {
 		t.Errorf("quota row = %v", row)
 	}
 	bad := &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{

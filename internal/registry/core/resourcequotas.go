@@ -28,14 +28,14 @@ func resourceQuotas() *registry.Resource {
 	}
 	r.Columns = []metav1.TableColumnDefinition{
 		registry.NameCol,
+		registry.AgeCol,
 		col("Request", "string", "Request represents a minimum amount of cpu/memory that a container may consume.", 0),
 		col("Limit", "string", "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node.", 0),
-		registry.AgeCol,
 	}
 	r.Row = func(obj runtime.Object, now time.Time) []interface{} {
 		q := obj.(*corev1.ResourceQuota)
 		req, lim := quotaCells(q)
-		return []interface{}{q.Name, req, lim, registry.Age(q.CreationTimestamp, now)}
+		return []interface{}{q.Name, registry.Age(q.CreationTimestamp, now), req, lim}
 	}
 	return r
 }
