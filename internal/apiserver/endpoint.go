@@ -24,17 +24,10 @@ type endpoint struct {
 
 // storagePrefix is the etcd prefix of a resource: /registry/<group>/<resource>/, with "core"
 // for the legacy group.
-func storagePrefix(r *registry.Resource, all []*registry.Resource) string {
+func storagePrefix(r *registry.Resource) string {
 	g := r.Group
 	if g == "" {
 		g = "core"
-	}
-	// A resource served in several versions (autoscaling v1 and v2) is kept per version until
-	// skiff converts between versions; the preferred (highest) version has the plain prefix.
-	for _, o := range all {
-		if o != r && o.Group == r.Group && o.Resource == r.Resource && o.Version > r.Version {
-			return fmt.Sprintf("/registry/%s/%s.%s/", g, r.Resource, r.Version)
-		}
 	}
 	return fmt.Sprintf("/registry/%s/%s/", g, r.Resource)
 }

@@ -95,13 +95,27 @@ func New(cfg Config) (*Server, error) {
 	codec := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
 	for _, res := range cfg.Resources {
 		res := res
+		if res.Stored != nil {
+			continue
+		}
 		st := etcd3.New(cfg.Etcd, codec, res.GroupVersionKind(), res.New)
-		prefix := storagePrefix(res, cfg.Resources)
+		prefix := storagePrefix(res)
 		c := cacher.New(cacher.Config{Store: st, Prefix: prefix, NewFunc: res.New, NewListFunc: res.NewList,
 			GetAttrs: attrsFunc(res), Logger: cfg.Logger})
 		s.cachers = append(s.cachers, c)
 		s.endpoints[gvrKey(res.Group, res.Version, res.Resource)] = &endpoint{res: res, store: c, prefix: prefix,
 			fields: supportedFields(res), cacher: c}
+	}
+	for _, res := range cfg.Resources {
+		if res.Stored == nil {
+			continue
+		}
+		base := s.endpoints[gvrKey(res.Group, res.Stored.Version, res.Resource)]
+		if base == nil {
+			return nil, fmt.Errorf("%s/%s %s is stored as %s, which is not served", res.Group, res.Version, res.Resource, res.Stored.Version)
+		}
+		s.endpoints[gvrKey(res.Group, res.Version, res.Resource)] = &endpoint{res: res, prefix: base.prefix, fields: supportedFields(res),
+			store: &convertingStore{inner: base.store, conv: res.Stored}, cacher: noStats{}}
 	}
 	alloc, err := newServiceAllocator(cfg.Etcd, cfg.Services)
 	if err != nil {

@@ -41,6 +41,10 @@ type Resource struct {
 	KeepStatusOnCreate bool
 	// NoGeneration: the resource does not track metadata.generation (ConfigMaps, Secrets...).
 	NoGeneration bool
+	// Stored is set for a version that is a view of another version's storage (autoscaling/v1
+	// over v2): objects are converted on the way in and out, so both versions show the same
+	// objects. Nil: the resource is stored in its own version.
+	Stored *StorageConversion
 	// Scale adds /scale; nil means none.
 	Scale *ScaleAccess
 
@@ -114,4 +118,16 @@ func (r *Resource) Supports(verb string) bool {
 		}
 	}
 	return false
+}
+
+// StorageConversion converts between a served version and the version objects are stored in.
+type StorageConversion struct {
+	Version string // the stored version, served as its own Resource too
+	// ToStorage converts obj to the stored version; cur is the stored object being updated
+	// (nil on create), so that fields this version cannot express are kept.
+	ToStorage func(obj, cur runtime.Object) runtime.Object
+	// FromStorage converts a stored object to this version.
+	FromStorage func(stored runtime.Object) runtime.Object
+	NewStored   func() runtime.Object
+	NewList     func() runtime.Object // stored version's list
 }

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -61,6 +62,36 @@ func v1Resource() *registry.Resource {
 	r.ValidateStatusUpdate = func(obj, _ runtime.Object) field.ErrorList {
 		s := &obj.(*autoscalingv1.HorizontalPodAutoscaler).Status
 		return validateStatus(s.CurrentReplicas, s.DesiredReplicas)
+	}
+	r.Stored = &registry.StorageConversion{
+		Version: "v2",
+		ToStorage: func(obj, cur runtime.Object) runtime.Object {
+			in := obj.(*autoscalingv1.HorizontalPodAutoscaler)
+			out := v1ToV2(in)
+			out.TypeMeta = metav1.TypeMeta{Kind: "HorizontalPodAutoscaler", APIVersion: "autoscaling/v2"}
+			if c, ok := cur.(*autoscalingv2.HorizontalPodAutoscaler); ok && c != nil {
+				// Keep what v1 cannot say: behavior, and metrics other than the CPU target.
+				out.Spec.Behavior = c.Spec.Behavior
+				for _, m := range c.Spec.Metrics {
+					if !isCPUUtilization(m) {
+						out.Spec.Metrics = append(out.Spec.Metrics, m)
+					}
+				}
+				out.Status.Conditions = c.Status.Conditions
+				for _, m := range c.Status.CurrentMetrics {
+					if m.Type != autoscalingv2.ResourceMetricSourceType || m.Resource == nil || m.Resource.Name != "cpu" {
+						out.Status.CurrentMetrics = append(out.Status.CurrentMetrics, m)
+					}
+				}
+			}
+			defaultV2(out)
+			return out
+		},
+		FromStorage: func(stored runtime.Object) runtime.Object {
+			return V2ToV1(stored.(*autoscalingv2.HorizontalPodAutoscaler))
+		},
+		NewStored: func() runtime.Object { return &autoscalingv2.HorizontalPodAutoscaler{} },
+		NewList:   func() runtime.Object { return &autoscalingv2.HorizontalPodAutoscalerList{} },
 	}
 	r.Row = func(obj runtime.Object, now time.Time) []interface{} {
 		h := v1ToV2(obj.(*autoscalingv1.HorizontalPodAutoscaler))
@@ -416,4 +447,42 @@ func validateRules(rules *autoscalingv2.HPAScalingRules, fldPath *field.Path) fi
 		errs = append(errs, field.Invalid(fldPath.Child("tolerance"), t, "must be greater than or equal to zero"))
 	}
 	return errs
+}
+
+func isCPUUtilization(m autoscalingv2.MetricSpec) bool {
+	return m.Type == autoscalingv2.ResourceMetricSourceType && m.Resource != nil && m.Resource.Name == "cpu" &&
+		m.Resource.Target.Type == autoscalingv2.UtilizationMetricType
+}
+
+// V2ToV1 is the autoscaling/v1 view of a stored autoscaler: its CPU utilization target and
+// current CPU utilization; other metrics have no v1 form.
+func V2ToV1(in *autoscalingv2.HorizontalPodAutoscaler) *autoscalingv1.HorizontalPodAutoscaler {
+	out := &autoscalingv1.HorizontalPodAutoscaler{
+		TypeMeta:   metav1.TypeMeta{Kind: "HorizontalPodAutoscaler", APIVersion: "autoscaling/v1"},
+		ObjectMeta: *in.ObjectMeta.DeepCopy(),
+		Spec: autoscalingv1.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv1.CrossVersionObjectReference(in.Spec.ScaleTargetRef),
+			MinReplicas:    in.Spec.MinReplicas,
+			MaxReplicas:    in.Spec.MaxReplicas,
+		},
+		Status: autoscalingv1.HorizontalPodAutoscalerStatus{
+			ObservedGeneration: in.Status.ObservedGeneration,
+			LastScaleTime:      in.Status.LastScaleTime,
+			CurrentReplicas:    in.Status.CurrentReplicas,
+			DesiredReplicas:    in.Status.DesiredReplicas,
+		},
+	}
+	for _, m := range in.Spec.Metrics {
+		if isCPUUtilization(m) && m.Resource.Target.AverageUtilization != nil {
+			v := *m.Resource.Target.AverageUtilization
+			out.Spec.TargetCPUUtilizationPercentage = &v
+		}
+	}
+	for _, m := range in.Status.CurrentMetrics {
+		if m.Type == autoscalingv2.ResourceMetricSourceType && m.Resource != nil && m.Resource.Name == "cpu" && m.Resource.Current.AverageUtilization != nil {
+			v := *m.Resource.Current.AverageUtilization
+			out.Status.CurrentCPUUtilizationPercentage = &v
+		}
+	}
+	return out
 }
