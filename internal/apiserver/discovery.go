@@ -180,12 +180,20 @@ func (s *Server) handleAPIs(w http.ResponseWriter, r *http.Request) {
 		for _, g := range s.groups() {
 			items = append(items, s.aggregatedGroup(g.name, g.versions))
 		}
+		for _, g := range s.cfg.ExtraGroups {
+			items = append(items, g.Aggregated)
+		}
 		s.writeAggregated(w, v, items)
 		return
 	}
 	l := &metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"}}
 	for _, g := range s.groups() {
 		ag := s.apiGroup(g)
+		ag.TypeMeta = metav1.TypeMeta{}
+		l.Groups = append(l.Groups, ag)
+	}
+	for _, g := range s.cfg.ExtraGroups {
+		ag := g.Legacy
 		ag.TypeMeta = metav1.TypeMeta{}
 		l.Groups = append(l.Groups, ag)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,8 +50,17 @@ type Config struct {
 	Tokens *auth.TokenIssuer
 	// Services sets the service cluster IP and node port ranges.
 	Services ServiceConfig
+	// ExtraGroups are API groups served by ExtraHandlers, for discovery (legacy and
+	// aggregated forms).
+	ExtraGroups []ExtraGroup
 	// ReadyChecks are extra /readyz checks (name → check).
 	ReadyChecks map[string]func(context.Context) error
+}
+
+// ExtraGroup is an API group served outside the registry (metrics.k8s.io).
+type ExtraGroup struct {
+	Legacy     metav1.APIGroup
+	Aggregated apidiscoveryv2.APIGroupDiscovery
 }
 
 // Server is the Kubernetes API server over etcd.
@@ -231,7 +241,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			}
 			s.metrics.observe(r, rw.code, time.Since(start))
 		}()
-		long := r.URL.Query().Get("watch") == "true" || r.URL.Query().Get("watch") == "1" || strings.Contains(r.URL.Path, "/watch/")
+		long := isLongRunning(r)
 		if !long && !isHealthPath(r.URL.Path) {
 			select {
 			case s.inflight <- struct{}{}:
@@ -244,6 +254,24 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(rw, r)
 	})
+}
+
+// isLongRunning: watches, followed logs and streams (exec, attach, port-forward) do not count
+// against the in-flight limit, as in Kubernetes.
+func isLongRunning(r *http.Request) bool {
+	q := r.URL.Query()
+	if q.Get("watch") == "true" || q.Get("watch") == "1" || strings.Contains(r.URL.Path, "/watch/") {
+		return true
+	}
+	if strings.HasSuffix(r.URL.Path, "/log") && q.Get("follow") == "true" {
+		return true
+	}
+	for _, s := range []string{"/exec", "/attach", "/portforward", "/proxy"} {
+		if strings.HasSuffix(r.URL.Path, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func isHealthPath(p string) bool {

@@ -8,13 +8,20 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"k8s.io/apimachinery/pkg/api/resource"
+
 	"github.com/skiff-sh/skiff/internal/controlplane"
+	"github.com/skiff-sh/skiff/internal/simnode"
 )
 
 func newServerCmd() *cobra.Command {
 	var (
 		cfg          controlplane.Config
 		etcdEndpoint string
+		sim          simnode.Config
+		simCPU       string
+		simMemory    string
+		simPods      string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -27,6 +34,19 @@ written to <data-dir>/kubeconfig.yaml (or --write-kubeconfig).`,
 			if etcdEndpoint != "" {
 				cfg.Etcd.Endpoints = strings.Split(etcdEndpoint, ",")
 			}
+			for name, v := range map[string]struct {
+				s   string
+				dst *resource.Quantity
+			}{"--simulated-node-cpu": {simCPU, &sim.CPU}, "--simulated-node-memory": {simMemory, &sim.Memory}, "--simulated-node-pods": {simPods, &sim.Pods}} {
+				q, err := resource.ParseQuantity(v.s)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				*v.dst = q
+			}
+			// The simulated kubelet always runs, so that nodes added later with
+			// `skiff simnodes add` are kept alive too.
+			cfg.NodeComponents = append(cfg.NodeComponents, simnode.NewFactory(sim))
 			ctx := cmd.Context()
 			cp, err := controlplane.Start(ctx, cfg)
 			if err != nil {
@@ -55,5 +75,10 @@ written to <data-dir>/kubeconfig.yaml (or --write-kubeconfig).`,
 	f.StringVar(&cfg.Etcd.CertFile, "etcd-certfile", "", "client certificate for an external etcd")
 	f.StringVar(&cfg.Etcd.KeyFile, "etcd-keyfile", "", "client key for an external etcd")
 	f.DurationVar(&cfg.CompactionInterval, "etcd-compaction-interval", 5*time.Minute, "how often etcd history is compacted")
+	f.IntVar(&sim.Count, "simulated-nodes", 0, "number of simulated nodes (pods on them go Running without containers)")
+	f.StringVar(&simCPU, "simulated-node-cpu", "32", "CPU capacity of each simulated node")
+	f.StringVar(&simMemory, "simulated-node-memory", "256Gi", "memory capacity of each simulated node")
+	f.StringVar(&simPods, "simulated-node-pods", "110", "pod capacity of each simulated node")
+	f.DurationVar(&sim.StartDelay, "simulated-pod-start-delay", 500*time.Millisecond, "how long a pod on a simulated node takes to become Running and Ready")
 	return cmd
 }

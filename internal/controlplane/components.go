@@ -30,6 +30,10 @@ func (cp *ControlPlane) startComponents(ctx context.Context, elected, always []C
 	if len(elected) == 0 && len(always) == 0 {
 		return nil
 	}
+	// Components stop before the HTTP server drains, so their own watches do not hold the
+	// shutdown up.
+	ctx, cancel := context.WithCancel(ctx)
+	cp.stopComponents = cancel
 	rc, err := cp.RESTConfig()
 	if err != nil {
 		return err

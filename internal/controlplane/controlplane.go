@@ -26,6 +26,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
+	"github.com/skiff-sh/skiff/internal/apiserver/podproxy"
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/registry"
@@ -70,11 +71,12 @@ type ControlPlane struct {
 	Kubeconfig string
 	Resources  []*registry.Resource
 
-	cancel   context.CancelFunc
-	httpSrv  *http.Server
-	done     chan struct{}
-	runErr   error
-	stopOnce sync.Once
+	cancel         context.CancelFunc
+	stopComponents context.CancelFunc
+	httpSrv        *http.Server
+	done           chan struct{}
+	runErr         error
+	stopOnce       sync.Once
 }
 
 // Start brings the control plane up and returns once it serves (readyz ok).
@@ -147,6 +149,12 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		ln.Close()
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
+	proxy, err := cp.podProxy()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	metricsAPI := podproxy.NewMetricsAPI(proxy)
 	tokens, err := auth.NewTokenIssuer(cp.PKI.SAKey)
 	if err != nil {
 		ln.Close()
@@ -154,6 +162,8 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	}
 	api, err := apiserver.New(apiserver.Config{
 		Etcd: cp.Etcd.Client, Resources: cp.Resources, Authenticate: authn.Middleware, OpenAPI: oa, Tokens: tokens,
+		ExtraHandlers:   map[string]http.Handler{podproxy.MetricsPrefix: metricsAPI, podproxy.MetricsPrefix + "/": metricsAPI},
+		ExtraGroups:     []apiserver.ExtraGroup{{Legacy: podproxy.MetricsAPIGroup(), Aggregated: podproxy.MetricsAggregatedDiscovery()}},
 		ExternalAddress: net.JoinHostPort(host, strconv.Itoa(port)), Version: version.Info(), Logger: cfg.Logger,
 	})
 	if err != nil {
@@ -161,6 +171,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		return nil, err
 	}
 	cp.API = api
+	api.PodSubresources = proxy.ServePodSubresource
 	authn.AddTokenAuthenticator(api.AuthenticateServiceAccountToken)
 	api.SetPending("bootstrap", true)
 	go func() {
@@ -264,6 +275,9 @@ func (cp *ControlPlane) Done() <-chan struct{} { return cp.done }
 // Stop shuts down gracefully: in-flight requests finish, watches end, etcd flushes.
 func (cp *ControlPlane) Stop() {
 	cp.stopOnce.Do(func() {
+		if cp.stopComponents != nil {
+			cp.stopComponents()
+		}
 		if cp.httpSrv != nil {
 			sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = cp.httpSrv.Shutdown(sctx)

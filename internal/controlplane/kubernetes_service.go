@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -13,6 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/skiff-sh/skiff/internal/apiserver/podproxy"
 )
 
 // bootstrapKubernetesService keeps default/kubernetes pointing at this API server, with the
@@ -107,4 +111,25 @@ func (cp *ControlPlane) advertiseAddress() string {
 		}
 	}
 	return ""
+}
+
+// podProxy builds the API server's client to node agents (pods/log, exec, attach,
+// port-forward, metrics.k8s.io), authenticating with a certificate from the cluster CA.
+func (cp *ControlPlane) podProxy() (*podproxy.Proxy, error) {
+	certPEM, keyPEM, err := cp.PKI.SignClientCert("skiff-apiserver-agent-client", []string{"system:masters"})
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	// The kubeconfig is not written yet: build the loopback client from the PKI directly.
+	rc := &rest.Config{Host: cp.URL, QPS: 100, Burst: 200, TLSClientConfig: rest.TLSClientConfig{
+		CAData: cp.PKI.CAPEM, CertData: cp.PKI.AdminCertPEM, KeyData: cp.PKI.AdminKeyPEM}}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	return podproxy.New(podproxy.Config{Client: cs, ClientCert: cert, RootCAs: cp.PKI.CAPool, Logger: cp.log}), nil
 }
