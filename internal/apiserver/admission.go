@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,6 +50,11 @@ func (s *Server) namespaceAcceptsContent(ctx context.Context, ep *endpoint, obj 
 	// The watch cache answers almost always; only a namespace it has not seen yet (just
 	// created) costs an etcd read.
 	ns, ok := s.cachedNamespace(nsName)
+	// Right after a namespace's deletion the cache may not show it yet: read it live then,
+	// as Kubernetes' namespace lifecycle admission does.
+	if ok && s.recentlyDeleted(nsName) {
+		ok = false
+	}
 	if !ok {
 		ns = &corev1.Namespace{}
 		if err := nsEP.store.Get(ctx, nsEP.key("", nsName), ns); err != nil {
@@ -135,4 +141,27 @@ func (s *Server) cachedNamespace(name string) (*corev1.Namespace, bool) {
 // peeker reads the watch cache without copying.
 type peeker interface {
 	Peek(key string) (runtime.Object, bool)
+}
+
+// noteNamespaceDeleted remembers a namespace deletion for a while (see namespaceAcceptsContent).
+func (s *Server) noteNamespaceDeleted(name string) {
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	if s.deletedNS == nil {
+		s.deletedNS = map[string]time.Time{}
+	}
+	now := s.now()
+	for n, t := range s.deletedNS {
+		if now.Sub(t) > 30*time.Second {
+			delete(s.deletedNS, n)
+		}
+	}
+	s.deletedNS[name] = now
+}
+
+func (s *Server) recentlyDeleted(name string) bool {
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	t, ok := s.deletedNS[name]
+	return ok && s.now().Sub(t) < 30*time.Second
 }

@@ -105,6 +105,9 @@ func (s *Server) delete(ctx context.Context, ep *endpoint, ns, name string, opts
 	if err := s.admitDelete(ctx, ep, ns, name); err != nil {
 		return nil, false, err
 	}
+	if ep.res.Group == "" && ep.res.Resource == "namespaces" && len(opts.DryRun) == 0 {
+		s.noteNamespaceDeleted(name)
+	}
 	var pre *storage.Preconditions
 	if opts.Preconditions != nil {
 		pre = &storage.Preconditions{UID: opts.Preconditions.UID, ResourceVersion: opts.Preconditions.ResourceVersion}

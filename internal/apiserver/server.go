@@ -81,6 +81,9 @@ type Server struct {
 
 	svcAlloc *serviceAllocator
 
+	nsMu      sync.Mutex
+	deletedNS map[string]time.Time // recently deleted namespaces, checked live on create
+
 	// PodSubresources serves pods/log, exec, attach and portforward (set by the node side).
 	PodSubresources SubresourceHandler
 }

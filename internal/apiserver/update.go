@@ -206,6 +206,10 @@ func (s *Server) prepareUpdate(ctx context.Context, ep *endpoint, info *requestI
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
+	if uid := newMeta.GetUID(); uid != "" && uid != curMeta.GetUID() {
+		return nil, apierrors.NewConflict(res.GroupResource(), info.Name,
+			fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, curMeta.GetUID()))
+	}
 	if rv := newMeta.GetResourceVersion(); rv != "" && rv != curMeta.GetResourceVersion() {
 		return nil, apierrors.NewConflict(res.GroupResource(), info.Name, errors.New(registryConflictMsg))
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"encoding/json"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"math/rand/v2"
 	"net/http"
@@ -36,6 +37,13 @@ func writeProtoEvent(w io.Writer, typ watch.EventType, obj runtime.Object) error
 	}
 	_, err = w.Write(data)
 	return err
+}
+
+func tableVersion(v string) string {
+	if v == "" {
+		return "v1"
+	}
+	return v
 }
 
 // watchEvent is the wire form of one watch event.
@@ -101,6 +109,15 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 			}
 			var obj any = ev.Object
 			switch {
+			case ev.Type == watch.Bookmark && kind == outputPartialMetadata:
+				obj = partialObject(ev.Object, version)
+			case ev.Type == watch.Bookmark && kind == outputTable:
+				// A bookmark in a table watch is an empty table at that resourceVersion.
+				t := &metav1.Table{TypeMeta: metav1.TypeMeta{Kind: "Table", APIVersion: "meta.k8s.io/" + tableVersion(version)}}
+				if m, err := meta.Accessor(ev.Object); err == nil {
+					t.ResourceVersion = m.GetResourceVersion()
+				}
+				obj = t
 			case ev.Type == watch.Bookmark || ev.Type == watch.Error:
 				// Bookmarks carry only a resourceVersion, in the resource's own kind.
 				if ro, ok := ev.Object.(runtime.Object); ok && ro.GetObjectKind().GroupVersionKind().Empty() {

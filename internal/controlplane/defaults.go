@@ -4,16 +4,21 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
+	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
+	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
+	"github.com/skiff-sh/skiff/internal/scheduler"
 )
 
 // DefaultControllers is the leader-elected set `skiff server` runs.
 func DefaultControllers() []ComponentFactory {
 	return []ComponentFactory{
 		replicaset.New, replicaset.NewRC, deployment.New, nodeipam.New, nodelifecycle.New, podgc.New,
+		scheduler.New, garbagecollector.New, namespace.New, serviceaccount.New,
 	}
 }
 
