@@ -120,10 +120,11 @@ func tail(s string, n int) string {
 
 // kubectl is one kubectl binary: the machine's real one or `skiff kubectl`.
 type kubectl struct {
-	name string
-	argv []string
-	kc   string
-	t    testing.TB
+	name     string
+	argv     []string
+	kc       string
+	t        testing.TB
+	extraEnv []string
 }
 
 // kubectls returns both kubectls pointed at s (the machine's kubectl only when installed).
@@ -138,7 +139,7 @@ func (s *server) kubectls() []kubectl {
 
 func (k kubectl) cmd(ctx context.Context, stdin string, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, k.argv[0], append(k.argv[1:], args...)...)
-	c.Env = append(os.Environ(), "KUBECONFIG="+k.kc, "KUBECTL_COMMAND_HEADERS=false")
+	c.Env = append(append(os.Environ(), "KUBECONFIG="+k.kc, "KUBECTL_COMMAND_HEADERS=false"), k.extraEnv...)
 	if stdin != "" {
 		c.Stdin = strings.NewReader(stdin)
 	}
@@ -200,3 +201,17 @@ func mustContain(t testing.TB, out string, wants ...string) {
 }
 
 var _ = fmt.Sprintf
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func chmodX(t testing.TB, path string) {
+	t.Helper()
+	if err := os.Chmod(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
