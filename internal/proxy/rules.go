@@ -205,7 +205,8 @@ func (p *Proxier) addServicePort(rs *ruleset, sp *servicePort) {
 			addEndpoint(e)
 			vm[i] = strconv.Itoa(i) + " : goto " + epChain(e)
 		}
-		rules = append(rules, knftables.Concat("numgen random mod", len(eps), "vmap {", strings.Join(vm, ", "), "}"))
+		// " , " rather than ", ": knftables' fake resolves "goto <chain>" by whitespace.
+		rules = append(rules, knftables.Concat("numgen random mod", len(eps), "vmap {", strings.Join(vm, " , "), "}"))
 		rs.chains[name] = rules
 	}
 	if len(sp.All) > 0 {
