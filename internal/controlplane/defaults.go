@@ -4,6 +4,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/endpoints"
+	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
@@ -19,6 +21,7 @@ func DefaultControllers() []ComponentFactory {
 	return []ComponentFactory{
 		replicaset.New, replicaset.NewRC, deployment.New, nodeipam.New, nodelifecycle.New, podgc.New,
 		scheduler.New, garbagecollector.New, namespace.New, serviceaccount.New,
+		endpoints.New, endpointslice.New,
 	}
 }
 
