@@ -1,0 +1,116 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+var errNoUpstream = errors.New("dns: no upstream resolver")
+
+// forwarder sends queries for names outside the cluster zone to upstream resolvers, in order,
+// starting from the last one that answered, within one time budget per query.
+type forwarder struct {
+	upstreams []string
+	budget    time.Duration
+	preferred atomic.Int32
+}
+
+func (f *forwarder) exchange(ctx context.Context, req *dns.Msg, network string) (*dns.Msg, error) {
+	n := len(f.upstreams)
+	if n == 0 {
+		return nil, errNoUpstream
+	}
+	if network != "tcp" {
+		network = "udp"
+	}
+	deadline := time.Now().Add(f.budget)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	start := int(f.preferred.Load())
+	var fallback *dns.Msg
+	err := errNoUpstream
+	for i := 0; i < n; i++ {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			break
+		}
+		idx := (start + i) % n
+		actx, acancel := context.WithTimeout(ctx, remaining/time.Duration(n-i))
+		c := &dns.Client{Net: network, UDPSize: 4096}
+		resp, _, e := c.ExchangeContext(actx, req, f.upstreams[idx])
+		acancel()
+		if e != nil {
+			err = e
+			continue
+		}
+		if (resp.Rcode == dns.RcodeServerFailure || resp.Rcode == dns.RcodeRefused) && i < n-1 {
+			fallback = resp
+			continue
+		}
+		f.preferred.Store(int32(idx))
+		return resp, nil
+	}
+	if fallback != nil {
+		return fallback, nil
+	}
+	return nil, err
+}
+
+// filterSelf drops upstreams that are this server: one of its bound addresses (an unspecified
+// bind address matches every local address on that port) or the kube-dns service address.
+func filterSelf(upstreams []string, bound []netip.AddrPort, serviceIP netip.Addr) (kept, dropped []string) {
+	var local []netip.Addr
+	for _, b := range bound {
+		if b.Addr().IsUnspecified() {
+			local = localAddrs()
+			break
+		}
+	}
+	for _, u := range upstreams {
+		ap, err := netip.ParseAddrPort(u)
+		if err != nil {
+			kept = append(kept, u) // a host name: cannot be us in any way we can tell
+			continue
+		}
+		a := ap.Addr().Unmap().WithZone("")
+		self := a == serviceIP && ap.Port() == 53
+		for _, b := range bound {
+			if b.Port() != ap.Port() {
+				continue
+			}
+			if b.Addr().Unmap() == a {
+				self = true
+			}
+			if b.Addr().IsUnspecified() {
+				for _, l := range local {
+					if l == a {
+						self = true
+					}
+				}
+			}
+		}
+		if self {
+			dropped = append(dropped, u)
+		} else {
+			kept = append(kept, u)
+		}
+	}
+	return kept, dropped
+}
+
+func localAddrs() []netip.Addr {
+	addrs, _ := net.InterfaceAddrs()
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out
+}
