@@ -16,7 +16,7 @@ LDFLAGS := -s -w \
   -X k8s.io/component-base/version.buildDate=$(DATE)
 DATA_DIR ?= /var/lib/skiff
 
-.PHONY: build run setup test unit integration e2e etcd bench clean images
+.PHONY: build run setup test unit integration e2e etcd bench clean images test-images
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
@@ -24,6 +24,10 @@ build:
 # Demo and test images (pause, web v1/v2, busybox), built from source as image tarballs.
 images:
 	$(GO) run ./images/build.go -out $(DATA_DIR)/agent/images
+
+# The same images for the e2e tests, built once (binaries are cached by source hash).
+test-images:
+	$(GO) run ./images/build.go -out bin/images
 
 etcd:
 	@test -x bin/etcd || $(GO) build -o bin/etcd go.etcd.io/etcd/server/v3
@@ -37,7 +41,7 @@ setup:
 
 # Every test: unit, integration (in-process control plane), storage against an external etcd,
 # and end to end with the built binary and the real kubectl.
-test: build etcd
+test: setup build etcd test-images
 	bash hack/test.sh
 
 unit:

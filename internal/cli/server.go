@@ -22,6 +22,7 @@ func newServerCmd() *cobra.Command {
 		simCPU       string
 		simMemory    string
 		simPods      string
+		node         nodeOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -47,6 +48,11 @@ written to <data-dir>/kubeconfig.yaml (or --write-kubeconfig).`,
 			// The simulated kubelet always runs, so that nodes added later with
 			// `skiff simnodes add` are kept alive too.
 			cfg.NodeComponents = append(cfg.NodeComponents, simnode.NewFactory(sim))
+			nodeFactories, err := node.factories(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			cfg.NodeComponents = append(cfg.NodeComponents, nodeFactories...)
 			ctx := cmd.Context()
 			cp, err := controlplane.Start(ctx, cfg)
 			if err != nil {
@@ -80,5 +86,6 @@ written to <data-dir>/kubeconfig.yaml (or --write-kubeconfig).`,
 	f.StringVar(&simMemory, "simulated-node-memory", "256Gi", "memory capacity of each simulated node")
 	f.StringVar(&simPods, "simulated-node-pods", "110", "pod capacity of each simulated node")
 	f.DurationVar(&sim.StartDelay, "simulated-pod-start-delay", 500*time.Millisecond, "how long a pod on a simulated node takes to become Running and Ready")
+	node.addFlags(f)
 	return cmd
 }

@@ -40,8 +40,16 @@ type server struct {
 	args       []string
 }
 
-// startServer runs `skiff server` on a free port with its own data dir and waits for /readyz.
+// startServer runs `skiff server` without a node agent on a free port with its own data dir
+// and waits for /readyz. Several run side by side.
 func startServer(t testing.TB, extra ...string) *server {
+	t.Helper()
+	return startServerArgs(t, append([]string{"--disable-agent"}, extra...)...)
+}
+
+// startServerArgs runs `skiff server` with exactly the extra flags given (with the node
+// agent unless they disable it).
+func startServerArgs(t testing.TB, extra ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: t.TempDir(), log: &bytes.Buffer{}}
 	s.kubeconfig = filepath.Join(s.dataDir, "kubeconfig.yaml")

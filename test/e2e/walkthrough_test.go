@@ -43,6 +43,12 @@ func TestWalkthroughDeploymentOnSimulatedNodes(t *testing.T) {
 		}
 		return nil
 	})
+	deploymentWalkthrough(t, k, "skiff.local/web:v1.1")
+}
+
+// deploymentWalkthrough runs WALKTHROUGH steps 3–8 and 11 with kubectl k; step6Image is the
+// image of the rolling update (any name on simulated nodes; a real one on a real node).
+func deploymentWalkthrough(t *testing.T, k kubectl, step6Image string) {
 	file := t.TempDir() + "/pc-deployment.yaml"
 	writeFile(t, file, pcDeployment)
 
@@ -90,7 +96,7 @@ func TestWalkthroughDeploymentOnSimulatedNodes(t *testing.T) {
 
 	// Step 6: RollingUpdate 25%/25%; the old replica set stays with 0 replicas.
 	k.run("patch", "deploy", "pc-deployment", "-n", "dev", "-p", `{"spec":{"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":"25%","maxUnavailable":"25%"}}}}`)
-	k.run("set", "image", "deploy", "pc-deployment", "web=skiff.local/web:v1.1", "-n", "dev")
+	k.run("set", "image", "deploy", "pc-deployment", "web="+step6Image, "-n", "dev")
 	// Step 7: rollout status, history with CHANGE-CAUSE, undo to revision 1.
 	mustContain(t, k.run("rollout", "status", "deploy", "pc-deployment", "-n", "dev", "--timeout=60s"), "successfully rolled out")
 	hist := k.run("rollout", "history", "deploy", "pc-deployment", "-n", "dev")

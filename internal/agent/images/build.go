@@ -34,9 +34,11 @@ import (
 
 // Image references built by this package.
 const (
-	Pause   = "skiff.local/pause:3.10"
-	WebV1   = "skiff.local/web:v1"
-	WebV2   = "skiff.local/web:v2"
+	Pause = "skiff.local/pause:3.10"
+	WebV1 = "skiff.local/web:v1"
+	WebV2 = "skiff.local/web:v2"
+	// WebV3 is a third version for walkthroughs that roll out more than twice.
+	WebV3   = "skiff.local/web:v3"
 	Busybox = "skiff.local/busybox:latest"
 )
 
@@ -47,7 +49,7 @@ const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 const BusyboxBinary = "/bin/busybox"
 
 // All lists every image reference this package builds, in build order.
-var All = []string{Pause, WebV1, WebV2, Busybox}
+var All = []string{Pause, WebV1, WebV2, WebV3, Busybox}
 
 // FileName returns the tarball name written for ref inside the output directory
 // (skiff.local/web:v1 -> web-v1.tar; the tag "latest" is left out).
@@ -180,7 +182,7 @@ func (b *builder) image(ctx context.Context, ref string) (v1.Image, error) {
 			Files:      []File{{Path: "/pause", Source: bin, Mode: 0o755}},
 			Entrypoint: []string{"/pause"},
 		})
-	case WebV1, WebV2:
+	case WebV1, WebV2, WebV3:
 		bin, err := b.binary(ctx, "web")
 		if err != nil {
 			return nil, err
