@@ -10,12 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skiff-sh/skiff/internal/agent/runtime"
 )
 
 // requireRuntime skips unless this machine can run real containers (root, containerd, runc
@@ -44,7 +45,7 @@ func startNodeServer(t *testing.T, extra ...string) *server {
 	dataDir := t.TempDir()
 	src := os.Getenv("SKIFF_IMAGE_DIR")
 	if src == "" {
-		_, file, _, _ := runtime.Caller(0)
+		_, file, _, _ := goruntime.Caller(0)
 		src = filepath.Join(filepath.Dir(file), "..", "..", "bin", "images")
 	}
 	if tars, _ := filepath.Glob(filepath.Join(src, "*.tar")); len(tars) > 0 {
@@ -97,58 +98,18 @@ func startNodeServer(t *testing.T, extra ...string) *server {
 // shims, so that a restarted agent adopts its containers) and unmounts what they held, so
 // that the test's data directory can be removed.
 func reapRuntime(t *testing.T, dataDir string) {
-	// Shims of this data dir, and every process under them (the containers).
-	parent := map[int]int{}
-	var shims []int
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if b, err := os.ReadFile(p); err == nil {
-			if i := strings.LastIndexByte(string(b), ')'); i > 0 {
-				if f := strings.Fields(string(b[i+1:])); len(f) > 1 {
-					parent[pid], _ = strconv.Atoi(f[1])
-				}
-			}
-		}
-		if b, err := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline")); err == nil && strings.Contains(string(b), dataDir) {
-			shims = append(shims, pid)
-		}
-	}
-	under := func(pid int) bool {
-		for i := 0; i < 64 && pid > 1; i++ {
-			for _, s := range shims {
-				if pid == s {
-					return true
-				}
-			}
-			pid = parent[pid]
-		}
-		return false
-	}
-	for pid := range parent {
-		if under(pid) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
+	if _, err := runtime.KillShims(filepath.Join(dataDir, "agent", "containerd", "containerd.sock")); err != nil {
+		t.Logf("killing shims: %v", err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	data, _ := os.ReadFile("/proc/self/mountinfo")
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dataDir) {
-			mounts = append(mounts, f[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	if err := runtime.UnmountUnder(dataDir); err != nil {
+		t.Logf("unmounting: %v", err)
 	}
 	// Network namespaces of the killed sandboxes (no process left in them).
 	nss, _ := filepath.Glob("/var/run/netns/cni-*")
 	for _, ns := range nss {
 		if out, err := exec.Command("ip", "netns", "pids", filepath.Base(ns)).Output(); err == nil && strings.TrimSpace(string(out)) == "" {
-			_ = exec.Command("ip", "netns", "delete", filepath.Base(ns)).Run()
+			_ = runtime.RemoveNetNS(ns)
 		}
 	}
 }
