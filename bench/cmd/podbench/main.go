@@ -2,14 +2,16 @@
 //
 //   - the CRI floor: RunPodSandbox + CreateContainer + StartContainer of skiff.local/web:v1
 //     straight through CRI against the same containerd, one at a time and N at once;
+//
 //   - skiff: from the pod's Create call to the watch event that shows it Running, for pods
 //     created one at a time and N at once (scheduler, agent, CNI, container start and the
 //     status write included);
+//
 //   - the node agent's idle memory: the RSS of `skiff server` with the agent minus that of
 //     `skiff server --disable-agent`, each measured idle in its own run (containerd and shims
 //     are separate processes and excluded).
 //
-//	sudo go run ./bench/cmd/podbench [-pods 30] [-images bin/images] [-skiff bin/skiff]
+//     sudo go run ./bench/cmd/podbench [-pods 30] [-images bin/images] [-skiff bin/skiff]
 package main
 
 import (
