@@ -80,9 +80,15 @@ func (s *Server) runCluster(ctx context.Context) {
 		}
 	}()
 	warned := false
+	publish := s.cfg.NodeIP != ""
+	if a, err := netip.ParseAddr(s.cfg.NodeIP); err == nil && (a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsUnspecified()) {
+		// The API refuses such endpoint addresses, as Kubernetes does.
+		s.log.Warn("node IP cannot be an endpoint address; not publishing an endpoint slice", "nodeIP", s.cfg.NodeIP)
+		publish = false
+	}
 	for {
 		err := s.ensureService(ctx, &warned)
-		if err == nil && s.cfg.NodeIP != "" {
+		if err == nil && publish {
 			err = s.ensureSlice(ctx)
 			if err == nil {
 				sliceMade = true
