@@ -7,7 +7,8 @@ need=()
 command -v go >/dev/null || { echo "Go is required (expected at /usr/local/go)"; exit 1; }
 [ -x /usr/bin/kubectl ] || echo "note: /usr/bin/kubectl not found; use ./bin/skiff kubectl"
 # busybox-static: /bin/busybox is packed into the skiff.local/busybox test image (images/).
-for pkg in containerd runc containernetworking-plugins iptables nftables conntrack iproute2 busybox-static; do
+# docker-registry: a real registry on loopback for the image pull tests.
+for pkg in containerd runc containernetworking-plugins iptables nftables conntrack iproute2 busybox-static docker-registry; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

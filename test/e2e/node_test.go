@@ -45,8 +45,7 @@ func startNodeServer(t *testing.T, extra ...string) *server {
 	dataDir := t.TempDir()
 	src := os.Getenv("SKIFF_IMAGE_DIR")
 	if src == "" {
-		_, file, _, _ := goruntime.Caller(0)
-		src = filepath.Join(filepath.Dir(file), "..", "..", "bin", "images")
+		src = filepath.Join(repoRoot(), "bin", "images")
 	}
 	if tars, _ := filepath.Glob(filepath.Join(src, "*.tar")); len(tars) > 0 {
 		dst := filepath.Join(dataDir, "agent", "images")
@@ -121,6 +120,12 @@ func squash(s string) string {
 		lines[i] = strings.Join(strings.Fields(l), " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// repoRoot is the repository's top directory.
+func repoRoot() string {
+	_, file, _, _ := goruntime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
 func copyFile(t *testing.T, from, to string) {
