@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -125,6 +127,10 @@ type Proxier struct {
 	nodes     corelisters.NodeLister // nil without NodeName
 	hasSynced []cache.InformerSynced
 
+	// clearUDP forgets the conntrack entries of UDP flows to a removed endpoint: without it,
+	// a client that keeps sending (DNS) stays stuck on the dead endpoint. nil: no conntrack.
+	clearUDP func(endpoint)
+
 	trigger   chan struct{}
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -173,6 +179,13 @@ func New(cfg Config, client kubernetes.Interface, factory informers.SharedInform
 			return nil, fmt.Errorf("proxy: nftables: %w", err)
 		}
 		p.nft = nft
+	}
+	if cfg.NFT == nil {
+		if path, err := exec.LookPath("conntrack"); err == nil {
+			p.clearUDP = func(e endpoint) { p.conntrackDelete(path, e) }
+		} else {
+			p.log.Warn("conntrack not found: UDP flows to removed endpoints are not cleared")
+		}
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -228,6 +241,14 @@ func (p *Proxier) Trigger() {
 	case p.trigger <- struct{}{}:
 	default:
 	}
+}
+
+// RequestFullSync makes the next sync rewrite the whole table (and triggers it).
+func (p *Proxier) RequestFullSync() {
+	p.mu.Lock()
+	p.needFull = true
+	p.mu.Unlock()
+	p.Trigger()
 }
 
 // Run programs the table until ctx ends, then removes it.
@@ -318,6 +339,7 @@ func (p *Proxier) Sync(ctx context.Context) error {
 	// After repeated failures, start over from an empty table.
 	recreate := p.failures >= 2
 	tx, err := p.transaction(ctx, want, full, recreate)
+	computed := time.Since(start)
 	if err == nil {
 		err = p.nft.Run(ctx, tx)
 	}
@@ -330,13 +352,19 @@ func (p *Proxier) Sync(ctx context.Context) error {
 	}
 	p.failures = 0
 	p.needFull = false
+	prev := p.programmed
 	p.programmed = want
+	if prev != nil && p.clearUDP != nil {
+		for _, e := range removedUDPEndpoints(prev, want) {
+			p.clearUDP(e)
+		}
+	}
 	p.lastSyncTime = time.Now()
 	p.metrics.syncDuration.WithLabelValues(map[bool]string{true: "full", false: "partial"}[full]).Observe(elapsed.Seconds())
 	p.metrics.lastSync.SetToCurrentTime()
 	p.metrics.services.Set(float64(want.services))
 	p.log.Debug("synced", "full", full, "operations", tx.NumOperations(), "services", want.services,
-		"chains", len(want.chains), "duration", elapsed)
+		"chains", len(want.chains), "compute", computed, "duration", elapsed)
 	p.readyOnce.Do(func() { close(p.ready) })
 	return nil
 }
@@ -351,6 +379,15 @@ func (p *Proxier) transaction(ctx context.Context, want *ruleset, full, recreate
 		if recreate {
 			tx.Delete(&knftables.Table{})
 			tx.Add(&knftables.Table{Comment: knftables.PtrTo("skiff service proxy")})
+		} else if p.programmed != nil && p.failures == 0 {
+			// Periodic resync: every chain is rewritten anyway; what we programmed is what
+			// is there (listing a big table costs more than the rest of the sync).
+			for c := range p.programmed.chains {
+				have.chains[c] = nil
+			}
+			for s := range p.programmed.affinity {
+				have.affinity[s] = 0
+			}
 		} else {
 			// What is really there: chains and affinity sets we no longer want get removed.
 			existing, err := p.nft.ListAll(ctx)
@@ -485,6 +522,34 @@ func (p *Proxier) nodeIPs() []string {
 	}
 	sort.Strings(ips)
 	return dedupe(ips)
+}
+
+// removedUDPEndpoints are the endpoints UDP service ports used in prev and no longer do.
+func removedUDPEndpoints(prev, want *ruleset) []endpoint {
+	seen := map[endpoint]bool{}
+	var out []endpoint
+	for _, id := range sortedKeys(prev.udp) {
+		still := map[endpoint]bool{}
+		for _, e := range want.udp[id] {
+			still[e] = true
+		}
+		for _, e := range prev.udp[id] {
+			if !still[e] && !seen[e] {
+				seen[e] = true
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// conntrackDelete deletes the UDP flows whose replies come from e (every flow DNATed to it).
+func (p *Proxier) conntrackDelete(path string, e endpoint) {
+	out, err := exec.Command(path, "-D", "-p", "udp", "--reply-src", e.IP, "--reply-port-src", strconv.Itoa(int(e.Port))).CombinedOutput()
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) { // 1: no such flow
+		p.log.Warn("conntrack delete", "endpoint", e.String(), "err", err, "output", strings.TrimSpace(string(out)))
+	}
 }
 
 // DeleteTable removes the proxy's table (no error if it is absent).

@@ -427,3 +427,36 @@ func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 	}
 	return m.GetGauge().GetValue()
 }
+
+func udp(s *corev1.Service) { s.Spec.Ports[0].Protocol = corev1.ProtocolUDP }
+
+func udpSlice(s *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
+	s.Ports[0].Protocol = knftables.PtrTo(corev1.ProtocolUDP)
+	return s
+}
+
+func TestRemovedUDPEndpointsClearConntrack(t *testing.T) {
+	p, nft := synced(t, Config{},
+		service("ns", "dns", "10.43.0.60", 53, udp),
+		udpSlice(slice("ns", "dns", "d-1", 5353, ep{ip: "10.42.0.60"}, ep{ip: "10.42.0.61"})),
+		service("ns", "tcp", "10.43.0.61", 53),
+		slice("ns", "tcp", "t-1", 5353, ep{ip: "10.42.0.70"}))
+	wantElement(t, nft, mapServiceIPs, "goto svc/ns/dns/udp/53", "10.43.0.60", "udp", "53")
+	wantRules(t, nft, "ep/ns/dns/udp/53/10.42.0.60/5353", "ip saddr 10.42.0.60 jump mark-for-masquerade", "meta l4proto udp dnat to 10.42.0.60:5353")
+	var cleared []string
+	p.clearUDP = func(e endpoint) { cleared = append(cleared, e.String()) }
+	updateAndSync(t, p, func(ctx context.Context) error {
+		if _, err := p.cs.DiscoveryV1().EndpointSlices("ns").Update(ctx, udpSlice(slice("ns", "dns", "d-1", 5353, ep{ip: "10.42.0.61"})), metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+		_, err := p.cs.DiscoveryV1().EndpointSlices("ns").Update(ctx, slice("ns", "tcp", "t-1", 5353), metav1.UpdateOptions{})
+		return err
+	}, func() bool {
+		d, _ := p.slices.EndpointSlices("ns").Get("d-1")
+		tc, _ := p.slices.EndpointSlices("ns").Get("t-1")
+		return len(d.Endpoints) == 1 && len(tc.Endpoints) == 0
+	})
+	if !reflect.DeepEqual(cleared, []string{"10.42.0.60:5353"}) {
+		t.Fatalf("cleared %v, want only the removed UDP endpoint", cleared)
+	}
+}

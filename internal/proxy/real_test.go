@@ -245,3 +245,65 @@ func TestRealTraffic(t *testing.T) {
 		t.Fatal("table still present after stop")
 	}
 }
+
+// TestRealUDPConntrackCleared: a UDP flow through a cluster IP is forgotten by conntrack when
+// its endpoint goes away, so the client's next datagram is balanced afresh.
+func TestRealUDPConntrackCleared(t *testing.T) {
+	requireRealNFT(t)
+	if _, err := exec.LookPath("conntrack"); err != nil {
+		t.Skip("needs conntrack")
+	}
+	table := uniqueTable(t)
+	hostIP := hostIPv4(t)
+	pc, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, addr, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(buf[:n], addr)
+		}
+	}()
+	port := int32(pc.LocalAddr().(*net.UDPAddr).Port)
+	clusterIP := fmt.Sprintf("10.43.251.%d", 10+os.Getpid()%200)
+	udpSvc := service("default", "dns", clusterIP, 53, udp)
+	p := newFakeProxy(t, Config{TableName: table, MinSyncInterval: 20 * time.Millisecond}, udpSvc,
+		udpSlice(slice("default", "dns", "dns-1", port, ep{ip: hostIP})))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-p.Ready()
+
+	conn, err := net.Dial("udp4", clusterIP+":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if n, err := conn.Read(buf); err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("udp through the cluster IP: %q %v", buf[:n], err)
+	}
+	flows := func() string {
+		out, _ := exec.Command("conntrack", "-L", "-p", "udp", "--orig-dst", clusterIP).CombinedOutput()
+		return string(out)
+	}
+	if !strings.Contains(flows(), "dport=53") {
+		t.Fatalf("no conntrack flow for the cluster IP:\n%s", flows())
+	}
+	if _, err := p.cs.DiscoveryV1().EndpointSlices("default").Update(ctx,
+		udpSlice(slice("default", "dns", "dns-1", port, ep{ip: "10.42.250.250"})), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "the flow to be deleted", func() bool { return !strings.Contains(flows(), "dport=53") })
+}

@@ -70,12 +70,15 @@ type ruleset struct {
 	elements map[string]map[string]element
 	// affinity sets: name → timeout.
 	affinity map[string]time.Duration
+	// udp: UDP service port id → the endpoints it balances over (for conntrack cleanup).
+	udp map[string][]endpoint
 	// services is the number of services (namespace/name) with at least one port programmed.
 	services int
 }
 
 func newRuleset() *ruleset {
-	rs := &ruleset{chains: map[string][]string{}, elements: map[string]map[string]element{}, affinity: map[string]time.Duration{}}
+	rs := &ruleset{chains: map[string][]string{}, elements: map[string]map[string]element{}, affinity: map[string]time.Duration{},
+		udp: map[string][]endpoint{}}
 	for _, n := range []string{mapServiceIPs, mapServiceNodePorts, mapNoEndpointServices, mapNoEndpointNodePort, setClusterIPs, setNodeIPs} {
 		rs.elements[n] = map[string]element{}
 	}
@@ -208,6 +211,9 @@ func (p *Proxier) addServicePort(rs *ruleset, sp *servicePort) {
 		// " , " rather than ", ": knftables' fake resolves "goto <chain>" by whitespace.
 		rules = append(rules, knftables.Concat("numgen random mod", len(eps), "vmap {", strings.Join(vm, " , "), "}"))
 		rs.chains[name] = rules
+	}
+	if sp.Protocol == "udp" {
+		rs.udp[id] = append(append([]endpoint(nil), sp.All...), sp.Local...)
 	}
 	if len(sp.All) > 0 {
 		balance(svcChain, sp.All, true)
