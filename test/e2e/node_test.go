@@ -412,6 +412,35 @@ spec:
 		t.Fatalf("logs -f lines not consecutive: %q", seen)
 	}
 
+	// attach streams the running container's output; exec -it gets a terminal.
+	actx, acancel := context.WithTimeout(context.Background(), 20*time.Second)
+	attach := k.cmd(actx, "", "attach", "ticker")
+	apipe, _ := attach.StdoutPipe()
+	if err := attach.Start(); err != nil {
+		t.Fatal(err)
+	}
+	alines := bufio.NewScanner(apipe)
+	var attached []string
+	for len(attached) < 2 && alines.Scan() {
+		if strings.HasPrefix(alines.Text(), "tick ") {
+			attached = append(attached, alines.Text())
+		}
+	}
+	acancel()
+	_ = attach.Wait()
+	if len(attached) < 2 {
+		t.Fatalf("attach streamed %q", attached)
+	}
+	if _, err := exec.LookPath("script"); err == nil {
+		cmdline := strings.Join(append(append([]string{}, k.argv...), "exec", "-it", "ticker", "--", "sh", "-c", "tty; echo term=$TERM"), " ")
+		sc := exec.Command("script", "-qec", cmdline, "/dev/null")
+		sc.Env = append(os.Environ(), "KUBECONFIG="+k.kc, "TERM=xterm")
+		out, err := sc.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "/dev/pts/") || !strings.Contains(string(out), "term=xterm") {
+			t.Fatalf("exec -it: %v\n%s", err, out)
+		}
+	}
+
 	port := freePort(t)
 	pf := k.cmd(context.Background(), "", "port-forward", "pod/app", fmt.Sprintf("%d:80", port))
 	if err := pf.Start(); err != nil {
