@@ -30,7 +30,7 @@ import (
 
 // env is a controller on a fake clientset with its listeners on loopback.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	client *fake.Clientset
 	c      *Controller
@@ -45,7 +45,7 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func startEnv(t *testing.T, objs ...runtime.Object) *env {
+func startEnv(t testing.TB, objs ...runtime.Object) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	client := fake.NewClientset(objs...)
@@ -80,7 +80,7 @@ func startEnv(t *testing.T, objs ...runtime.Object) *env {
 }
 
 // backendServer answers "<name> host=<Host> xff=<X-Forwarded-For> proto=<X-Forwarded-Proto> fhost=<X-Forwarded-Host> path=<path>".
-func backendServer(t *testing.T, name string) *httptest.Server {
+func backendServer(t testing.TB, name string) *httptest.Server {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s host=%s xff=%s proto=%s fhost=%s path=%s", name, r.Host, r.Header.Get("X-Forwarded-For"),
 			r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-Host"), r.URL.Path)
@@ -89,7 +89,7 @@ func backendServer(t *testing.T, name string) *httptest.Server {
 	return s
 }
 
-func serverPort(t *testing.T, addr string) int32 {
+func serverPort(t testing.TB, addr string) int32 {
 	_, p, err := net.SplitHostPort(strings.TrimPrefix(addr, "http://"))
 	if err != nil {
 		t.Fatal(err)
