@@ -6,7 +6,8 @@
 // Records served (zone = the cluster domain, TTL 5 s):
 //
 //	<svc>.<ns>.svc.<zone>              A/AAAA  cluster IPs; headless: every ready endpoint address
-//	<host>.<svc>.<ns>.svc.<zone>       A/AAAA  headless endpoint by hostname or dashed IP (10-1-2-3)
+//	                                           (NXDOMAIN for a headless service without any)
+//	<host>.<svc>.<ns>.svc.<zone>       A/AAAA  a ready endpoint by hostname or dashed IP (10-1-2-3)
 //	_<port>._<proto>.<svc>.<ns>.svc... SRV     named ports (headless: one per endpoint)
 //	<svc>.<ns>.svc.<zone> (ExternalName) CNAME the external name, followed when resolvable
 //	<a-b-c-d>.<ns>.pod.<zone>          A/AAAA  the address in the name (insecure) or a known pod IP (verified)

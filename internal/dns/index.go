@@ -34,7 +34,7 @@ type service struct {
 	external string // ExternalName target as an FQDN, "" otherwise
 	ips      []netip.Addr
 	ports    []portInfo
-	// Headless only.
+	// Ready endpoints (for headless services, the answer to the service name).
 	endpoints []endpointInfo
 	byHost    map[string][]int // endpoint label -> indexes into endpoints
 }
@@ -260,6 +260,9 @@ func (ix *index) ptrNames(s *service) (addrs []netip.Addr, names []string) {
 	for _, a := range s.ips {
 		addrs, names = append(addrs, a), append(names, s.fqdn)
 	}
+	if !s.headless {
+		return addrs, names // PTR for endpoints only of headless services, as the specification
+	}
 	for _, e := range s.endpoints {
 		addrs, names = append(addrs, e.addr), append(names, e.host+"."+s.fqdn)
 	}
@@ -317,10 +320,10 @@ func (ix *index) build(obj *corev1.Service, bySlice map[string]*discoveryv1.Endp
 				s.ips = append(s.ips, a.Unmap())
 			}
 		}
-		return s
 	}
-	// Headless: ready endpoints from every slice, each address once; slices in name order so
-	// answers do not depend on map iteration.
+	// Ready endpoints from every slice, each address once; slices in name order so answers do
+	// not depend on map iteration. Headless services answer with them; every service answers
+	// <hostname>.<svc> and <dashed-ip>.<svc> for them ("any Pods exposed by a Service").
 	names := make([]string, 0, len(bySlice))
 	for n := range bySlice {
 		names = append(names, n)

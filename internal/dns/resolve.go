@@ -135,7 +135,8 @@ func (s *Server) answerSvc(qname string, labels []string, qtype uint16) zoneAnsw
 		return nxdomain()
 	}
 	svc := s.idx.lookup(labels[n-1], labels[n-2])
-	if svc == nil {
+	if svc == nil || (svc.headless && len(svc.endpoints) == 0) {
+		// The specification: a headless service without ready endpoints is NXDOMAIN.
 		return nxdomain()
 	}
 	switch n {
@@ -153,9 +154,6 @@ func (s *Server) answerSvc(qname string, labels []string, qtype uint16) zoneAnsw
 					return nodata()
 				}
 			}
-			return nxdomain()
-		}
-		if !svc.headless {
 			return nxdomain()
 		}
 		eps := svc.byHost[first]

@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 )
 
@@ -80,6 +81,8 @@ func fixtures() []runtime.Object {
 			ep{ip: "10.42.0.7", ready: ptr.To(true)},
 			ep{ip: "10.42.0.8", host: "db-3", ready: ptr.To(false)}),
 		slice("default", "db", "db-b", pg, ep{ip: "10.42.1.9", ready: ptr.To(true)}, ep{ip: "10.42.0.5", host: "db-0"}),
+		slice("default", "web", "web-a", []discoveryv1.EndpointPort{slicePort("http", corev1.ProtocolTCP, 8080)},
+			ep{ip: "10.42.5.5", ready: ptr.To(true)}, ep{ip: "10.42.5.6", host: "web-x", ready: ptr.To(true)}),
 		externalSvc("default", "alias", "web.default.svc.cluster.local"),
 		externalSvc("default", "ext", "example.org"),
 		externalSvc("other", "far", "nowhere.invalid."),
@@ -230,6 +233,10 @@ func TestRecords(t *testing.T) {
 		{"db-3.db.default.svc.cluster.local", dns.TypeA, dns.RcodeNameError, nil, nil}, // not ready
 		{"10-42-0-7.db.default.svc.cluster.local", dns.TypeA, dns.RcodeSuccess, []string{"10-42-0-7.db.default.svc" + z + " A 10.42.0.7"}, nil},
 		{"web-0.web.default.svc.cluster.local", dns.TypeA, dns.RcodeNameError, nil, nil},
+		// Pods behind a ClusterIP service answer by dashed address and hostname too; the service
+		// name and its SRV records still give the cluster IP.
+		{"10-42-5-5.web.default.svc.cluster.local", dns.TypeA, dns.RcodeSuccess, []string{"10-42-5-5.web.default.svc" + z + " A 10.42.5.5"}, nil},
+		{"web-x.web.default.svc.cluster.local", dns.TypeA, dns.RcodeSuccess, []string{"web-x.web.default.svc" + z + " A 10.42.5.6"}, nil},
 		{"_pg._tcp.db.default.svc.cluster.local", dns.TypeSRV, dns.RcodeSuccess, []string{
 			"_pg._tcp.db.default.svc" + z + " SRV 0 25 5432 10-42-0-7.db.default.svc" + z,
 			"_pg._tcp.db.default.svc" + z + " SRV 0 25 5432 10-42-1-9.db.default.svc" + z,
@@ -239,7 +246,7 @@ func TestRecords(t *testing.T) {
 			"10-42-0-7.db.default.svc" + z + " A 10.42.0.7", "10-42-1-9.db.default.svc" + z + " A 10.42.1.9",
 			"db-0.db.default.svc" + z + " A 10.42.0.5", "db-1.db.default.svc" + z + " A 10.42.0.6",
 		}},
-		{"empty.default.svc.cluster.local", dns.TypeA, dns.RcodeSuccess, nil, nil},
+		{"empty.default.svc.cluster.local", dns.TypeA, dns.RcodeNameError, nil, nil}, // headless, no ready endpoints
 		// ExternalName: CNAME, followed inside the zone.
 		{"alias.default.svc.cluster.local", dns.TypeA, dns.RcodeSuccess, []string{
 			"alias.default.svc" + z + " CNAME web.default.svc" + z, "web.default.svc" + z + " A 10.43.1.1"}, nil},
@@ -608,21 +615,35 @@ func TestClusterIntegration(t *testing.T) {
 }
 
 func TestClusterIntegrationExistingService(t *testing.T) {
+	for _, nodeIP := range []string{"", "127.0.0.1"} { // no node IP, or one the API refuses: no slice
+		t.Run("nodeIP="+nodeIP, func(t *testing.T) { testExistingService(t, nodeIP) })
+	}
+}
+
+func testExistingService(t *testing.T, nodeIP string) {
 	other := clusterIPSvc(ServiceNamespace, ServiceName, []string{"10.43.0.53"}, corev1.ServicePort{Name: "dns", Port: 53})
-	ts := startServer(t, Config{NodeName: "node-b"}, other) // no NodeIP: no slice
+	ts := startServer(t, Config{NodeName: "node-b", NodeIP: nodeIP}, other)
 	ctx := context.Background()
-	// Wait until the loop has run (the server is ready and has had time to ensure).
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		svc, err := ts.client.CoreV1().Services(ServiceNamespace).Get(ctx, ServiceName, metav1.GetOptions{})
-		if err != nil || svc.Spec.ClusterIP != "10.43.0.53" {
-			t.Fatalf("existing kube-dns changed: %+v %v", svc, err)
+	// Wait until the cluster loop has looked at kube-dns, then stop it, so every write it would
+	// have made is in the recorded actions.
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.ContainsFunc(ts.client.Actions(), func(a k8stesting.Action) bool {
+		return a.GetVerb() == "get" && a.GetResource().Resource == "services"
+	}) {
+		if time.Now().After(deadline) {
+			t.Fatal("kube-dns never looked at")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ts.stop()
+	for _, a := range ts.client.Actions() {
+		if v := a.GetVerb(); v != "get" && v != "list" && v != "watch" {
+			t.Errorf("unexpected write: %s %s", v, a.GetResource().Resource)
 		}
 	}
-	list, err := ts.client.DiscoveryV1().EndpointSlices(ServiceNamespace).List(ctx, metav1.ListOptions{})
-	if err != nil || len(list.Items) != 0 {
-		t.Fatalf("slices without a node IP: %v %v", list, err)
+	svc, err := ts.client.CoreV1().Services(ServiceNamespace).Get(ctx, ServiceName, metav1.GetOptions{})
+	if err != nil || svc.Spec.ClusterIP != "10.43.0.53" {
+		t.Fatalf("existing kube-dns changed: %+v %v", svc, err)
 	}
 }
 
