@@ -11,7 +11,14 @@ import (
 	"github.com/miekg/dns"
 )
 
-var errNoUpstream = errors.New("dns: no upstream resolver")
+var (
+	errNoUpstream = errors.New("dns: no upstream resolver")
+	errOverloaded = errors.New("dns: too many queries in flight to upstreams")
+)
+
+// maxConcurrentForwards bounds queries waiting on upstreams; more get SERVFAIL at once rather
+// than piling up goroutines when upstreams are slow or dead.
+const maxConcurrentForwards = 1000
 
 // forwarder sends queries for names outside the cluster zone to upstream resolvers, in order,
 // starting from the last one that answered, within one time budget per query.
@@ -19,6 +26,7 @@ type forwarder struct {
 	upstreams []string
 	budget    time.Duration
 	preferred atomic.Int32
+	inFlight  atomic.Int32
 }
 
 func (f *forwarder) exchange(ctx context.Context, req *dns.Msg, network string) (*dns.Msg, error) {
@@ -26,6 +34,11 @@ func (f *forwarder) exchange(ctx context.Context, req *dns.Msg, network string) 
 	if n == 0 {
 		return nil, errNoUpstream
 	}
+	if f.inFlight.Add(1) > maxConcurrentForwards {
+		f.inFlight.Add(-1)
+		return nil, errOverloaded
+	}
+	defer f.inFlight.Add(-1)
 	if network != "tcp" {
 		network = "udp"
 	}

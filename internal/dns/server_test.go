@@ -734,3 +734,19 @@ func labels(m *dto.Metric) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+func TestForwarderLimits(t *testing.T) {
+	f := &forwarder{upstreams: []string{"127.0.0.1:1"}, budget: time.Second}
+	f.inFlight.Store(maxConcurrentForwards)
+	m := new(dns.Msg)
+	m.SetQuestion("example.org.", dns.TypeA)
+	if _, err := f.exchange(context.Background(), m, "udp"); err != errOverloaded {
+		t.Fatalf("over the limit: %v, want errOverloaded", err)
+	}
+	if f.inFlight.Load() != maxConcurrentForwards {
+		t.Fatalf("in-flight count leaked: %d", f.inFlight.Load())
+	}
+	if _, err := (&forwarder{budget: time.Second}).exchange(context.Background(), m, "udp"); err != errNoUpstream {
+		t.Fatalf("no upstream: %v", err)
+	}
+}
