@@ -55,7 +55,7 @@ func epCluster(t *testing.T, nodes int) *skifftest.Cluster {
 	return skifftest.Start(t, skifftest.Options{
 		Controllers: []controlplane.ComponentFactory{scheduler.New, replicaset.New, deployment.New, endpoints.New, endpointslice.New},
 		NodeComponents: []controlplane.ComponentFactory{simnode.NewFactory(simnode.Config{Count: nodes, StartDelay: 100 * time.Millisecond,
-			StopDelay: 200 * time.Millisecond})},
+			StopDelay: time.Second})},
 	})
 }
 
@@ -287,7 +287,28 @@ func TestEndpointsFollowDeployment(t *testing.T) {
 	epExpect(t, c, ns, "web", fmt.Sprintf("ready=%v notready=%v ports=[http:8080]", ips(pods, names[1]), ips(pods, names[0])), time.Second)
 	t.Logf("readiness change reflected in %v", time.Since(start).Round(time.Millisecond))
 
-	// Scale to zero: empty Endpoints, one empty placeholder slice.
+	// Scale to zero. While the pods terminate (the simulated kubelet takes a second), the
+	// slices keep them with terminating=true, ready=false and serving as their readiness.
+	sw, err := c.Client.DiscoveryV1().EndpointSlices(ns).Watch(ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Stop()
+	terminating := make(chan string, 100)
+	go func() {
+		for ev := range sw.ResultChan() {
+			s, ok := ev.Object.(*discoveryv1.EndpointSlice)
+			if !ok {
+				continue
+			}
+			for _, e := range s.Endpoints {
+				if e.Conditions.Terminating != nil && *e.Conditions.Terminating {
+					terminating <- fmt.Sprintf("%s ready=%v serving=%v", e.TargetRef.Name, *e.Conditions.Ready, *e.Conditions.Serving)
+				}
+			}
+		}
+	}()
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		d, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
@@ -300,6 +321,23 @@ func TestEndpointsFollowDeployment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	seen := map[string]bool{}
+	want := map[string]bool{names[0] + " ready=false serving=false": true, names[1] + " ready=false serving=true": true}
+	epWait(t, 5*time.Second, "terminating endpoints", func() (bool, string) {
+		for {
+			select {
+			case s := <-terminating:
+				if !want[s] {
+					t.Fatalf("unexpected terminating endpoint %s", s)
+				}
+				seen[s] = true
+				continue
+			default:
+			}
+			break
+		}
+		return len(seen) == len(want), fmt.Sprint(seen)
+	})
 	epExpect(t, c, ns, "web", "ready=[] notready=[] ports=[]", 15*time.Second)
 	if slices := managedSlices(t, c, ns, "web"); len(slices) != 1 {
 		t.Fatalf("%d slices after scaling to 0, want the placeholder", len(slices))

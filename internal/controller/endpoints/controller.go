@@ -99,6 +99,12 @@ func NewController(log *slog.Logger, client kubernetes.Interface, services corei
 	})
 	_, _ = pods.Informer().AddEventHandler(PodHandler(c.index, c.queue.Add))
 	_, _ = endpoints.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		// Managed Endpoints left over from a service deleted while no controller ran.
+		AddFunc: func(obj interface{}) {
+			if ep, ok := obj.(*corev1.Endpoints); ok && ep.Labels[LabelManagedBy] == Name {
+				c.enqueueObj(obj)
+			}
+		},
 		UpdateFunc: func(old, cur interface{}) {
 			o, n := old.(*corev1.Endpoints), cur.(*corev1.Endpoints)
 			if o.ResourceVersion != n.ResourceVersion {

@@ -142,7 +142,9 @@ func TestDesiredNamedPortsAndHostnames(t *testing.T) {
 }
 
 func TestDesiredDualStack(t *testing.T) {
-	svc := testService(func(s *corev1.Service) { s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol} })
+	svc := testService(func(s *corev1.Service) {
+		s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol}
+	})
 	p := testPod("a", "10.1.0.2")
 	p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: "fd00::2"})
 	got := Desired(svc, []*corev1.Pod{p, testPod("v4only", "10.1.0.3")}, nil)
