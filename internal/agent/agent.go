@@ -150,6 +150,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
+// DefaultNodeIP is the address an agent reports as its InternalIP when none is configured.
+func DefaultNodeIP() string { return defaultNodeIP(runtime.DefaultBridge) }
+
 // defaultNodeIP is the first IPv4 address of an interface that is up, not loopback, and
 // not a pod network device.
 func defaultNodeIP(bridge string) string {

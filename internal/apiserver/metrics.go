@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -24,7 +23,8 @@ func newMetrics() *metrics {
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds",
 		Help: "API request latency by verb.", Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"verb"})
 	m.watchers = prometheus.NewGauge(prometheus.GaugeOpts{Name: "apiserver_registered_watchers", Help: "Open watch streams."})
-	m.reg.MustRegister(m.requests, m.latency, m.watchers, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Go and process metrics come from prometheus.DefaultGatherer, served beside these.
+	m.reg.MustRegister(m.requests, m.latency, m.watchers)
 	return m
 }
 
@@ -40,7 +40,12 @@ func (m *metrics) registerCaches(s *Server) {
 	}))
 }
 
-func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+// handler serves the API server's metrics with the process-wide default registry (Go and
+// process collectors, controllers, scheduler) and any further gatherers.
+func (m *metrics) handler(extra prometheus.Gatherers) http.Handler {
+	g := append(prometheus.Gatherers{m.reg, prometheus.DefaultGatherer}, extra...)
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
 
 func (m *metrics) observe(r *http.Request, code int, d time.Duration) {
 	verb := r.Method

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -55,6 +56,9 @@ type Config struct {
 	ExtraGroups []ExtraGroup
 	// ReadyChecks are extra /readyz checks (name → check).
 	ReadyChecks map[string]func(context.Context) error
+	// Metrics are further gatherers /metrics serves beside the API server's own (the
+	// components' registries); nil serves prometheus.DefaultGatherer with them.
+	Metrics prometheus.Gatherers
 }
 
 // ExtraGroup is an API group served outside the registry (metrics.k8s.io).
@@ -207,7 +211,7 @@ func (s *Server) buildHandler() http.Handler {
 	mux.HandleFunc("/readyz", s.handleReady)
 	mux.HandleFunc("/readyz/", s.handleReady)
 	mux.HandleFunc("/version", s.handleVersion)
-	mux.Handle("/metrics", s.metrics.handler())
+	mux.Handle("/metrics", s.metrics.handler(s.cfg.Metrics))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

@@ -12,20 +12,28 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/agent/server"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controlplane"
+	"github.com/skiff-sh/skiff/internal/dns"
+	"github.com/skiff-sh/skiff/internal/ingress"
+	"github.com/skiff-sh/skiff/internal/proxy"
 )
 
 // nodeOptions are the flags of the node's own components (agent, and with it the
 // streaming server) shared by `skiff server`.
 type nodeOptions struct {
 	disableAgent bool
+	disable      []string
 	agent        agent.Config
 	labels       []string
+	ingressHTTP  int
+	ingressHTTPS int
+	dnsPort      int
 }
 
 func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
@@ -39,32 +47,98 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.agent.MaxPods, "max-pods", 110, "pods this node runs at most")
 	f.IntVar(&o.agent.StreamingPort, "kubelet-port", 10250, "port of the agent's HTTPS server (logs, exec, port-forward, stats)")
 	f.StringSliceVar(&o.labels, "node-label", nil, "extra Node labels, key=value (repeatable)")
+	f.StringSliceVar(&o.disable, "disable", nil, "node components not to run with the agent: proxy, dns, ingress (comma-separated)")
+	f.IntVar(&o.ingressHTTP, "ingress-http-port", 80, "port of the ingress controller's HTTP listener (0: none)")
+	f.IntVar(&o.ingressHTTPS, "ingress-https-port", 443, "port of the ingress controller's HTTPS listener (0: none)")
+	f.IntVar(&o.dnsPort, "cluster-dns-port", 53, "port the cluster DNS server listens on at the node IP (the kube-dns service forwards to it)")
 }
 
-// factories returns the node components `skiff server` runs beside the control plane.
-func (o *nodeOptions) factories(dataDir string) ([]controlplane.ComponentFactory, error) {
+func (o *nodeOptions) disabled(name string) bool {
+	for _, d := range o.disable {
+		if strings.TrimSpace(d) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// factories returns the node components `skiff server` runs beside the control plane: the
+// agent, the service proxy, cluster DNS and the ingress controller (these only with the
+// agent: they serve a real node), and the gatherers of their metrics.
+func (o *nodeOptions) factories(dataDir string) ([]controlplane.ComponentFactory, prometheus.Gatherers, error) {
 	if o.disableAgent {
-		return nil, nil
+		return nil, nil, nil
+	}
+	for _, d := range o.disable {
+		switch strings.TrimSpace(d) {
+		case "proxy", "dns", "ingress":
+		default:
+			return nil, nil, fmt.Errorf("--disable %q: want proxy, dns or ingress", d)
+		}
 	}
 	cfg := o.agent
+	if cfg.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.NodeName = strings.ToLower(h)
+	}
+	if cfg.NodeIP == "" {
+		cfg.NodeIP = agent.DefaultNodeIP()
+	}
 	cfg.DataDir = filepath.Join(dataDir, "agent")
 	cfg.Labels = map[string]string{"node-role.kubernetes.io/control-plane": "true"}
 	for _, l := range o.labels {
 		k, v, ok := strings.Cut(l, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("--node-label %q: want key=value", l)
+			return nil, nil, fmt.Errorf("--node-label %q: want key=value", l)
 		}
 		cfg.Labels[k] = v
 	}
 	tlsDir := filepath.Join(dataDir, "tls")
 	build := agent.NewFactory(cfg)
-	return []controlplane.ComponentFactory{func(cc *controller.Context) (controller.Component, error) {
+	out := []controlplane.ComponentFactory{func(cc *controller.Context) (controller.Component, error) {
 		c, err := build(cc)
 		if err != nil {
 			return nil, err
 		}
 		return &nodeAgent{Agent: c.(*agent.Agent), tlsDir: tlsDir}, nil
-	}}, nil
+	}}
+	var gatherers prometheus.Gatherers
+	var nodeIPs []string
+	if cfg.NodeIP != "" {
+		nodeIPs = []string{cfg.NodeIP}
+	}
+	if !o.disabled("proxy") {
+		out = append(out, proxy.NewFactory(proxy.Config{NodeName: cfg.NodeName, NodeIPs: nodeIPs,
+			Registerer: prometheus.DefaultRegisterer}))
+	}
+	if !o.disabled("dns") {
+		reg := prometheus.NewRegistry()
+		gatherers = append(gatherers, reg)
+		host := cfg.NodeIP
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		out = append(out, dns.NewFactory(dns.Config{
+			ListenAddresses: []string{net.JoinHostPort(host, strconv.Itoa(o.dnsPort))},
+			Domain:          cfg.ClusterDomain, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
+			ServiceIP: strings.Split(cfg.ClusterDNS, ",")[0], Registry: reg,
+		}))
+	}
+	if !o.disabled("ingress") {
+		ic := ingress.Config{NodeIP: cfg.NodeIP, Registry: prometheus.DefaultRegisterer,
+			ListenHTTP: []string{}, ListenHTTPS: []string{}}
+		if o.ingressHTTP > 0 {
+			ic.ListenHTTP = []string{net.JoinHostPort("", strconv.Itoa(o.ingressHTTP))}
+		}
+		if o.ingressHTTPS > 0 {
+			ic.ListenHTTPS = []string{net.JoinHostPort("", strconv.Itoa(o.ingressHTTPS))}
+		}
+		out = append(out, ingress.NewFactory(ic))
+	}
+	return out, gatherers, nil
 }
 
 // nodeAgent runs the agent and, once it is connected to its runtime, the agent's HTTPS

@@ -48,11 +48,12 @@ written to <data-dir>/kubeconfig.yaml (or --write-kubeconfig).`,
 			// The simulated kubelet always runs, so that nodes added later with
 			// `skiff simnodes add` are kept alive too.
 			cfg.NodeComponents = append(cfg.NodeComponents, simnode.NewFactory(sim))
-			nodeFactories, err := node.factories(cfg.DataDir)
+			nodeFactories, gatherers, err := node.factories(cfg.DataDir)
 			if err != nil {
 				return err
 			}
 			cfg.NodeComponents = append(cfg.NodeComponents, nodeFactories...)
+			cfg.Metrics = append(cfg.Metrics, gatherers...)
 			ctx := cmd.Context()
 			cp, err := controlplane.Start(ctx, cfg)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,6 +58,8 @@ type Config struct {
 	// NodeComponents run on every server regardless of leadership (simulated nodes).
 	NodeComponents    []ComponentFactory
 	ControllerOptions controller.Options
+	// Metrics are further gatherers served at /metrics (components' own registries).
+	Metrics prometheus.Gatherers
 }
 
 // ControlPlane is a running control plane.
@@ -165,6 +168,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		ExtraHandlers:   map[string]http.Handler{podproxy.MetricsPrefix: metricsAPI, podproxy.MetricsPrefix + "/": metricsAPI},
 		ExtraGroups:     []apiserver.ExtraGroup{{Legacy: podproxy.MetricsAPIGroup(), Aggregated: podproxy.MetricsAggregatedDiscovery()}},
 		ExternalAddress: net.JoinHostPort(host, strconv.Itoa(port)), Version: version.Info(), Logger: cfg.Logger,
+		Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		ln.Close()

@@ -13,6 +13,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
+	"github.com/skiff-sh/skiff/internal/proxy/servicelb"
 	"github.com/skiff-sh/skiff/internal/scheduler"
 )
 
@@ -21,7 +22,7 @@ func DefaultControllers() []ComponentFactory {
 	return []ComponentFactory{
 		replicaset.New, replicaset.NewRC, deployment.New, nodeipam.New, nodelifecycle.New, podgc.New,
 		scheduler.New, garbagecollector.New, namespace.New, serviceaccount.New,
-		endpoints.New, endpointslice.New,
+		endpoints.New, endpointslice.New, servicelb.New,
 	}
 }
 
