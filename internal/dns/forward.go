@@ -39,9 +39,6 @@ func (f *forwarder) exchange(ctx context.Context, req *dns.Msg, network string) 
 		return nil, errOverloaded
 	}
 	defer f.inFlight.Add(-1)
-	if network != "tcp" {
-		network = "udp"
-	}
 	deadline := time.Now().Add(f.budget)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -55,8 +52,7 @@ func (f *forwarder) exchange(ctx context.Context, req *dns.Msg, network string) 
 		}
 		idx := (start + i) % n
 		actx, acancel := context.WithTimeout(ctx, remaining/time.Duration(n-i))
-		c := &dns.Client{Net: network, UDPSize: 4096}
-		resp, _, e := c.ExchangeContext(actx, req, f.upstreams[idx])
+		resp, e := exchangeOne(actx, req, f.upstreams[idx], network)
 		acancel()
 		if e != nil {
 			err = e
@@ -73,6 +69,20 @@ func (f *forwarder) exchange(ctx context.Context, req *dns.Msg, network string) 
 		return fallback, nil
 	}
 	return nil, err
+}
+
+// exchangeOne asks one upstream over UDP first (some resolvers do not serve TCP at all); a
+// truncated answer is asked again over TCP when the client came over TCP (a UDP client gets
+// the truncated answer and retries over TCP itself).
+func exchangeOne(ctx context.Context, req *dns.Msg, upstream, network string) (*dns.Msg, error) {
+	resp, _, err := (&dns.Client{Net: "udp", UDPSize: 4096}).ExchangeContext(ctx, req, upstream)
+	if err != nil || !resp.Truncated || network != "tcp" {
+		return resp, err
+	}
+	if full, _, err := (&dns.Client{Net: "tcp"}).ExchangeContext(ctx, req, upstream); err == nil {
+		return full, nil
+	}
+	return resp, nil
 }
 
 // filterSelf drops upstreams that are this server: one of its bound addresses (an unspecified

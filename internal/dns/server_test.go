@@ -325,7 +325,9 @@ func TestTruncation(t *testing.T) {
 }
 
 // fakeUpstream answers example.org A and AAAA over UDP and TCP; everything else NXDOMAIN.
-func fakeUpstream(t *testing.T) string {
+func fakeUpstream(t *testing.T) string { return fakeUpstreamOpts(t, false) }
+
+func fakeUpstreamOpts(t *testing.T, udpOnly bool) string {
 	t.Helper()
 	pc, l, err := listenBoth("127.0.0.1:0")
 	if err != nil {
@@ -351,10 +353,15 @@ func fakeUpstream(t *testing.T) string {
 		_ = w.WriteMsg(m)
 	})
 	us := &dns.Server{PacketConn: pc, Handler: h}
-	ts := &dns.Server{Listener: l, Handler: h}
 	go func() { _ = us.ActivateAndServe() }()
+	t.Cleanup(func() { _ = us.Shutdown() })
+	if udpOnly {
+		l.Close()
+		return pc.LocalAddr().String()
+	}
+	ts := &dns.Server{Listener: l, Handler: h}
 	go func() { _ = ts.ActivateAndServe() }()
-	t.Cleanup(func() { _ = us.Shutdown(); _ = ts.Shutdown() })
+	t.Cleanup(func() { _ = ts.Shutdown() })
 	return pc.LocalAddr().String()
 }
 
@@ -399,6 +406,15 @@ func TestForwarding(t *testing.T) {
 	r = query(t, ts.Addr(), "udp", "7.2.0.192.in-addr.arpa", dns.TypePTR)
 	if r.Rcode != dns.RcodeNameError || r.Authoritative {
 		t.Fatalf("unknown PTR: %v", r)
+	}
+}
+
+func TestForwardingTCPClientUDPOnlyUpstream(t *testing.T) {
+	up := fakeUpstreamOpts(t, true)
+	ts := startServer(t, Config{Upstreams: []string{up}}, fixtures()...)
+	r := query(t, ts.Addr(), "tcp", "example.org", dns.TypeA)
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("TCP client, UDP-only upstream: %v", r)
 	}
 }
 
