@@ -287,6 +287,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			return err
 		}
 		plan = Reconcile(svc, existing, Desired(svc, pods, c.zoneOf), c.max)
+		if svc.DeletionTimestamp != nil {
+			// Pending deletion (foreground): creating slices would race the garbage
+			// collector deleting them.
+			plan.Create = nil
+		}
 	}
 	if plan.Empty() {
 		return nil
