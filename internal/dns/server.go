@@ -328,6 +328,16 @@ func (s *Server) setUpstreams() {
 // ServeDNS implements dns.Handler.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	start := time.Now()
+	defer func() {
+		// One bad query must not take the whole skiff process down.
+		if p := recover(); p != nil {
+			s.log.Error("panic answering a query", "panic", p, "question", r.Question)
+			m := new(dns.Msg)
+			m.SetRcode(r, dns.RcodeServerFailure)
+			_ = w.WriteMsg(m)
+			s.queries.WithLabelValues("other", "SERVFAIL").Inc()
+		}
+	}()
 	network := "udp"
 	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
 		network = "tcp"

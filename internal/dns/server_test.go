@@ -766,3 +766,42 @@ func TestForwarderLimits(t *testing.T) {
 		t.Fatalf("no upstream: %v", err)
 	}
 }
+
+func TestOddNamesDoNotPanic(t *testing.T) {
+	ts := startServer(t, Config{}, fixtures()...)
+	names := []string{".", "cluster.local.", ".cluster.local.", "..svc.cluster.local.", "a\\.b.default.svc.cluster.local.",
+		"_._.web.default.svc.cluster.local.", "_http.web.default.svc.cluster.local.", "-.default.pod.cluster.local.",
+		"1-2-3-4-5.default.pod.cluster.local.", "x.y.z.w.v.u.default.svc.cluster.local.", "in-addr.arpa.", "1.in-addr.arpa.",
+		"x.x.x.x.in-addr.arpa.", "256.1.1.1.in-addr.arpa.", "g.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.",
+		"dns.cluster.local.", "x.ns.dns.cluster.local.", "dns-version.x.cluster.local.", "ext.default.svc.cluster.local."}
+	for _, n := range names {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypePTR, dns.TypeANY, dns.TypeCNAME, dns.TypeNS} {
+			m := new(dns.Msg)
+			m.SetQuestion(n, qt)
+			resp, _ := ts.handle(m, "udp")
+			if resp == nil || resp.Id != m.Id {
+				t.Fatalf("%s %s: %v", n, dns.TypeToString[qt], resp)
+			}
+		}
+	}
+	// Not a query, no question, several questions, a zone transfer, another class.
+	notify := new(dns.Msg)
+	notify.SetNotify("cluster.local.")
+	if r, _ := ts.handle(notify, "udp"); r.Rcode != dns.RcodeNotImplemented {
+		t.Errorf("notify: %v", r)
+	}
+	if r, _ := ts.handle(&dns.Msg{}, "udp"); r.Rcode != dns.RcodeFormatError {
+		t.Errorf("no question: %v", r)
+	}
+	axfr := new(dns.Msg)
+	axfr.SetAxfr("cluster.local.")
+	if r, _ := ts.handle(axfr, "tcp"); r.Rcode != dns.RcodeRefused {
+		t.Errorf("axfr: %v", r)
+	}
+	chaos := new(dns.Msg)
+	chaos.SetQuestion("web.default.svc.cluster.local.", dns.TypeTXT)
+	chaos.Question[0].Qclass = dns.ClassCHAOS
+	if r, _ := ts.handle(chaos, "udp"); r.Rcode != dns.RcodeNotImplemented {
+		t.Errorf("chaos class: %v", r)
+	}
+}
