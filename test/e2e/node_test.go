@@ -139,7 +139,8 @@ func copyFile(t *testing.T, from, to string) {
 
 // httpGet fetches url from the host (pod IPs are routed through the node's bridge).
 func httpGet(url string) (int, string, error) {
-	c := &http.Client{Timeout: 3 * time.Second}
+	// A new connection per request: services spread connections, not requests.
+	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get(url)
 	if err != nil {
 		return 0, "", err
