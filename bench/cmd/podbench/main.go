@@ -19,7 +19,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +34,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/skiff-sh/skiff/bench/internal/benchutil"
 	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/agent/images"
 	"github.com/skiff-sh/skiff/internal/agent/runtime"
@@ -50,15 +50,15 @@ func main() {
 	if os.Geteuid() != 0 {
 		fail(fmt.Errorf("podbench runs real containers: run it as root"))
 	}
-	fmt.Printf("# skiff pod startup benchmark — %s, %d CPUs, load average %s\n\n", time.Now().UTC().Format(time.RFC3339), numCPU(), loadavg())
+	fmt.Printf("# skiff pod startup benchmark — %s, %d CPUs, load average %s\n\n", time.Now().UTC().Format(time.RFC3339), benchutil.NumCPU(), benchutil.LoadAvg())
 	dir, err := os.MkdirTemp("", "podbench")
 	fail(err)
 	defer os.RemoveAll(dir)
-	fail(linkImages(*imgDir, filepath.Join(dir, "agent", "images")))
+	fail(benchutil.LinkImages(*imgDir, filepath.Join(dir, "agent", "images")))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var ag *agent.Agent
-	build := agent.NewFactory(agent.Config{NodeName: "bench-node", DataDir: filepath.Join(dir, "agent"), StreamingPort: freePort()})
+	build := agent.NewFactory(agent.Config{NodeName: "bench-node", DataDir: filepath.Join(dir, "agent"), StreamingPort: mustPort()})
 	cp, err := controlplane.Start(ctx, controlplane.Config{
 		DataDir: dir, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		NodeComponents: []controlplane.ComponentFactory{func(cc *controller.Context) (controller.Component, error) {
@@ -262,9 +262,9 @@ func memory(skiff, imgDir string) {
 		dir, err := os.MkdirTemp("", "podbench-rss")
 		fail(err)
 		defer os.RemoveAll(dir)
-		args := []string{"server", "--data-dir", dir, "--https-listen-port", "0", "--kubelet-port", strconv.Itoa(freePort())}
+		args := []string{"server", "--data-dir", dir, "--https-listen-port", "0", "--kubelet-port", strconv.Itoa(mustPort())}
 		if withAgent {
-			fail(linkImages(imgDir, filepath.Join(dir, "agent", "images")))
+			fail(benchutil.LinkImages(imgDir, filepath.Join(dir, "agent", "images")))
 		} else {
 			args = append(args, "--disable-agent")
 		}
@@ -279,10 +279,10 @@ func memory(skiff, imgDir string) {
 		// Ready: the kubeconfig is written at start; the agent logs nothing we parse, so
 		// give both runs the same settling time.
 		time.Sleep(20 * time.Second)
-		server = rssKB(cmd.Process.Pid)
+		server = benchutil.RSSKB(cmd.Process.Pid)
 		if out, err := exec.Command("pgrep", "-f", "containerd --config "+dir).Output(); err == nil {
 			if pid, err := strconv.Atoi(strings.Fields(string(out))[0]); err == nil {
-				containerd = rssKB(pid)
+				containerd = benchutil.RSSKB(pid)
 			}
 		}
 		return server, containerd
@@ -318,44 +318,6 @@ func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) 
 
 func mb(kb int64) float64 { return float64(kb) / 1024 }
 
-func rssKB(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			f := strings.Fields(l)
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
-}
-
-func linkImages(from, to string) error {
-	tars, _ := filepath.Glob(filepath.Join(from, "*.tar"))
-	if len(tars) == 0 {
-		return fmt.Errorf("no image tarballs in %s: run `make test-images`", from)
-	}
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		return err
-	}
-	for _, t := range tars {
-		dst := filepath.Join(to, filepath.Base(t))
-		if err := os.Link(t, dst); err != nil {
-			data, err := os.ReadFile(t)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(dst, data, 0o644); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 func waitFor(f func() bool) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for !f() {
@@ -366,30 +328,15 @@ func waitFor(f func() bool) {
 	}
 }
 
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	fail(err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func numCPU() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "processor\t:")
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func fail(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "podbench:", err)
 		os.Exit(1)
 	}
+}
+
+func mustPort() int {
+	p, err := benchutil.FreePort()
+	fail(err)
+	return p
 }
