@@ -6,8 +6,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -37,7 +40,43 @@ func (s *Server) admitCreate(ctx context.Context, ep *endpoint, obj runtime.Obje
 		pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
 		addDefaultTolerations(pod)
 	}
+	if ing, ok := obj.(*networkingv1.Ingress); ok {
+		s.defaultIngressClass(ctx, ing)
+	}
 	return nil
+}
+
+// defaultIngressClass gives an Ingress without a class the default IngressClass, the newest
+// when several claim it (Kubernetes' DefaultIngressClass admission). The legacy
+// kubernetes.io/ingress.class annotation counts as a class.
+func (s *Server) defaultIngressClass(ctx context.Context, ing *networkingv1.Ingress) {
+	if ing.Spec.IngressClassName != nil || ing.Annotations["kubernetes.io/ingress.class"] != "" {
+		return
+	}
+	ep := s.endpoints[gvrKey("networking.k8s.io", "v1", "ingressclasses")]
+	if ep == nil {
+		return
+	}
+	var list networkingv1.IngressClassList
+	if err := ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: "0", Recursive: true,
+		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, &list); err != nil {
+		return
+	}
+	var chosen *networkingv1.IngressClass
+	for i := range list.Items {
+		c := &list.Items[i]
+		if c.Annotations[networkingv1.AnnotationIsDefaultIngressClass] != "true" {
+			continue
+		}
+		if chosen == nil || c.CreationTimestamp.After(chosen.CreationTimestamp.Time) ||
+			(c.CreationTimestamp.Equal(&chosen.CreationTimestamp) && c.Name < chosen.Name) {
+			chosen = c
+		}
+	}
+	if chosen != nil {
+		name := chosen.Name
+		ing.Spec.IngressClassName = &name
+	}
 }
 
 func (s *Server) namespaceAcceptsContent(ctx context.Context, ep *endpoint, obj runtime.Object) error {
