@@ -13,6 +13,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -475,6 +476,29 @@ spec:
 		}
 		return nil
 	})
+
+	// containerd killed with SIGKILL: the agent starts it again, running containers keep
+	// running (no restart counted) and new pods start.
+	out, err := exec.Command("pgrep", "-f", "containerd --config "+s.dataDir).Output()
+	if err != nil {
+		t.Fatalf("managed containerd not found: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.Fields(string(out))[0])
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	k.stdin(`apiVersion: v1
+kind: Pod
+metadata: {name: after-restart}
+spec:
+  containers:
+  - {name: web, image: skiff.local/web:v1}
+`, "apply", "-f", "-")
+	k.run("wait", "--for=condition=Ready", "pod/after-restart", "--timeout=50s")
+	mustContain(t, get("/version"), "v1")
+	if got := k.run("get", "pod", "app", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"); got != "0" {
+		t.Fatalf("app restarted %s times across the containerd restart", got)
+	}
 
 	// Resource metrics through the API server's metrics.k8s.io.
 	eventually(t, 60*time.Second, func() error {
