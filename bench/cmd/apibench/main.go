@@ -280,7 +280,7 @@ func startSkiff(bin, dataDir string) (*exec.Cmd, time.Duration) {
 	kc := filepath.Join(dataDir, "kubeconfig.yaml")
 	_ = os.Remove(kc)
 	start := time.Now()
-	cmd := exec.Command(bin, "server", "--data-dir", dataDir, "--https-listen-port", "0", "--log-level", "warn")
+	cmd := exec.Command(bin, "server", "--data-dir", dataDir, "--https-listen-port", "0", "--log-level", "warn", "--disable-agent")
 	cmd.Stderr = os.Stderr
 	must(cmd.Start())
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}

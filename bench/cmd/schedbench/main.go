@@ -10,6 +10,11 @@
 // Each phase reports the skiff process's CPU seconds (utime+stime delta from /proc/<pid>/stat),
 // its RSS (and peak RSS) and the load average, because the machine is shared.
 //
+// With -profile DIR it also saves, for each scheduling run, a CPU profile of the skiff process
+// taken over the first -profile-seconds of the creates (DIR/sched-<nodes>.cpu.pprof, read with
+// `go tool pprof -top bin/skiff FILE`) and its goroutines a few seconds in
+// (DIR/sched-<nodes>.goroutines.txt), through the API server's /debug/pprof handlers.
+//
 //	go run ./bench/cmd/schedbench [-skiff bin/skiff] [-nodes 1000,5000] [-pods 10000] [-deploy-nodes 100] [-replicas 1000]
 package main
 
@@ -41,7 +46,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-var startDelay string
+var (
+	startDelay     string
+	profileDir     string
+	profileSeconds int
+)
 
 func main() {
 	skiff := flag.String("skiff", "bin/skiff", "skiff binary")
@@ -52,6 +61,8 @@ func main() {
 	replicas := flag.Int("replicas", 1000, "Deployment replicas")
 	flag.StringVar(&startDelay, "start-delay", "0s", "--simulated-pod-start-delay")
 	timeout := flag.Duration("timeout", 10*time.Minute, "limit for each phase")
+	flag.StringVar(&profileDir, "profile", "", "save a CPU profile and a goroutine dump of skiff per scheduling run in this directory")
+	flag.IntVar(&profileSeconds, "profile-seconds", 10, "length of the CPU profile")
 	flag.Parse()
 
 	fmt.Printf("# skiff scheduler benchmark — %s, %d CPUs, load average %s\n\n", time.Now().UTC().Format(time.RFC3339), numCPU(), loadavg())
@@ -120,6 +131,7 @@ func schedRun(bin, dataDir string, nodes, pods, clients int, timeout time.Durati
 	var errs atomic.Int64
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	profiled := profile(ctx, cs, fmt.Sprintf("sched-%d", nodes))
 	start := time.Now()
 	for w := 0; w < clients; w++ {
 		wg.Add(1)
@@ -158,6 +170,7 @@ func schedRun(bin, dataDir string, nodes, pods, clients int, timeout time.Durati
 	if e := errs.Load(); e > 0 {
 		errNote = fmt.Sprintf(" (%d create errors)", e)
 	}
+	<-profiled
 	fmt.Printf("| %d | %v | **%.0f** (%d in %v) | %.0f/s%s | %d | %.0f/s (%v) | %.1f | %.0f / %.0f MB | %s |\n",
 		nodes, readyAfter.Round(time.Millisecond), float64(bound.Load())/took.Seconds(), bound.Load(), took.Round(time.Millisecond),
 		float64(pods)/created.Seconds(), errNote, boundAtCreated, float64(bound.Load()-boundAtCreated)/lag.Seconds(), lag.Round(time.Millisecond), cpu, rssMB(pid, "VmRSS:"), rssMB(pid, "VmHWM:"),
@@ -209,6 +222,42 @@ func deployRun(bin, dataDir string, nodes, replicas int, timeout time.Duration) 
 	cpu2 := cpuSeconds(pid)
 	fmt.Printf("| image change → rolled out (updated == available == replicas == %d) | **%v** | %.1f | %.0f / %.0f MB | %s |\n", replicas, took.Round(time.Millisecond), cpu2-cpu1, rssMB(pid, "VmRSS:"), rssMB(pid, "VmHWM:"), loadavg())
 	fmt.Println()
+}
+
+// profile starts, when -profile is set, a CPU profile of the skiff process and a goroutine
+// dump a few seconds later; the channel closes once both are saved.
+func profile(ctx context.Context, cs *kubernetes.Clientset, name string) <-chan struct{} {
+	done := make(chan struct{})
+	if profileDir == "" {
+		close(done)
+		return done
+	}
+	must(os.MkdirAll(profileDir, 0o755))
+	save := func(file string, path string, params map[string]string) {
+		req := cs.CoreV1().RESTClient().Get().AbsPath(path).Timeout(time.Duration(profileSeconds+30) * time.Second)
+		for k, v := range params {
+			req = req.Param(k, v)
+		}
+		data, err := req.DoRaw(ctx)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "profile %s: %v\n", path, err)
+			return
+		}
+		must(os.WriteFile(filepath.Join(profileDir, file), data, 0o644))
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		save(name+".cpu.pprof", "/debug/pprof/profile", map[string]string{"seconds": strconv.Itoa(profileSeconds)})
+	}()
+	go func() {
+		defer wg.Done()
+		time.Sleep(time.Duration(profileSeconds) * time.Second / 2)
+		save(name+".goroutines.txt", "/debug/pprof/goroutine", map[string]string{"debug": "1"})
+	}()
+	go func() { wg.Wait(); close(done) }()
+	return done
 }
 
 // waitDeploy polls until the Deployment at generation gen has n updated, available replicas and
@@ -272,7 +321,7 @@ func waitNodes(ctx context.Context, cs *kubernetes.Clientset, n int) time.Durati
 func startSkiff(bin, dataDir string, nodes int) (*exec.Cmd, *rest.Config) {
 	kc := filepath.Join(dataDir, "kubeconfig.yaml")
 	start := time.Now()
-	cmd := exec.Command(bin, "server", "--data-dir", dataDir, "--https-listen-port", "0", "--log-level", "warn",
+	cmd := exec.Command(bin, "server", "--disable-agent", "--data-dir", dataDir, "--https-listen-port", "0", "--log-level", "warn",
 		"--simulated-nodes", strconv.Itoa(nodes), "--simulated-pod-start-delay", startDelay)
 	// The server's log goes to a file: shutting it down logs connection errors by the dozen.
 	must(os.MkdirAll(dataDir, 0o700))
