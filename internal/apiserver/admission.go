@@ -20,9 +20,13 @@ import (
 // immortalNamespaces cannot be deleted, as in Kubernetes.
 var immortalNamespaces = map[string]bool{"default": true, "kube-system": true, "kube-public": true}
 
-// DefaultTolerationSeconds is how long pods tolerate a not-ready or unreachable node unless
-// they say otherwise (Kubernetes' DefaultTolerationSeconds admission).
-var DefaultTolerationSeconds int64 = 300
+// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds are how long pods
+// tolerate a not-ready or unreachable node unless they say otherwise (Kubernetes'
+// DefaultTolerationSeconds admission; kube-apiserver's --default-*-toleration-seconds).
+var (
+	DefaultNotReadyTolerationSeconds    int64 = 300
+	DefaultUnreachableTolerationSeconds int64 = 300
+)
 
 // admitCreate applies the admission Kubernetes runs on create: namespace lifecycle, service
 // account and default tolerations for pods.
@@ -122,10 +126,12 @@ func addDefaultTolerations(pod *corev1.Pod) {
 		}
 		return false
 	}
-	secs := DefaultTolerationSeconds
-	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
-		if !has(key) {
-			s := secs
+	for _, d := range []struct {
+		key  string
+		secs int64
+	}{{corev1.TaintNodeNotReady, DefaultNotReadyTolerationSeconds}, {corev1.TaintNodeUnreachable, DefaultUnreachableTolerationSeconds}} {
+		if key := d.key; !has(key) {
+			s := d.secs
 			pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{
 				Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &s})
 		}

@@ -121,8 +121,12 @@ func EnsurePKI(dir string, hosts []string) (*PKI, error) {
 // unauthenticated health probes) connect without one; a certificate that is
 // presented must chain to the cluster CA.
 func (p *PKI) ServingTLSConfig() *tls.Config {
+	// The chain carries the CA so that a joining node can pin it by hash
+	// (`skiff agent --ca-cert-hash`) before it sends any credential.
+	chain := p.ServerCert
+	chain.Certificate = append(slices.Clone(chain.Certificate), p.CACert.Raw)
 	return &tls.Config{
-		Certificates: []tls.Certificate{p.ServerCert},
+		Certificates: []tls.Certificate{chain},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    p.CAPool,
 		MinVersion:   tls.VersionTLS12,

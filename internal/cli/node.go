@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -50,6 +51,7 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.StringSliceVar(&o.disable, "disable", nil, "node components not to run with the agent: proxy, dns, ingress (comma-separated)")
 	f.IntVar(&o.ingressHTTP, "ingress-http-port", 80, "port of the ingress controller's HTTP listener (0: none)")
 	f.IntVar(&o.ingressHTTPS, "ingress-https-port", 443, "port of the ingress controller's HTTPS listener (0: none)")
+	f.StringVar(&o.agent.Bridge, "cni-bridge", "", "name of the pod network's bridge (default skiff0; two agents on one machine need two)")
 	f.IntVar(&o.dnsPort, "cluster-dns-port", 53, "port the cluster DNS server listens on at the node IP (the kube-dns service forwards to it)")
 }
 
@@ -65,7 +67,9 @@ func (o *nodeOptions) disabled(name string) bool {
 // factories returns the node components `skiff server` runs beside the control plane: the
 // agent, the service proxy, cluster DNS and the ingress controller (these only with the
 // agent: they serve a real node), and the gatherers of their metrics.
-func (o *nodeOptions) factories(dataDir string) ([]controlplane.ComponentFactory, prometheus.Gatherers, error) {
+// On a joined node (joined), the agent serves a self-signed certificate and the node is no
+// control-plane node.
+func (o *nodeOptions) factories(dataDir string, joined bool) ([]controlplane.ComponentFactory, prometheus.Gatherers, error) {
 	if o.disableAgent {
 		return nil, nil, nil
 	}
@@ -88,7 +92,10 @@ func (o *nodeOptions) factories(dataDir string) ([]controlplane.ComponentFactory
 		cfg.NodeIP = agent.DefaultNodeIP()
 	}
 	cfg.DataDir = filepath.Join(dataDir, "agent")
-	cfg.Labels = map[string]string{"node-role.kubernetes.io/control-plane": "true"}
+	cfg.Labels = map[string]string{}
+	if !joined {
+		cfg.Labels["node-role.kubernetes.io/control-plane"] = "true"
+	}
 	for _, l := range o.labels {
 		k, v, ok := strings.Cut(l, "=")
 		if !ok || k == "" {
@@ -97,6 +104,9 @@ func (o *nodeOptions) factories(dataDir string) ([]controlplane.ComponentFactory
 		cfg.Labels[k] = v
 	}
 	tlsDir := filepath.Join(dataDir, "tls")
+	if joined {
+		tlsDir = ""
+	}
 	build := agent.NewFactory(cfg)
 	out := []controlplane.ComponentFactory{func(cc *controller.Context) (controller.Component, error) {
 		c, err := build(cc)
@@ -170,10 +180,6 @@ func (n *nodeAgent) Run(ctx context.Context) error {
 
 func (n *nodeAgent) server() (*server.Server, error) {
 	cfg := n.Config()
-	caCert, caKey, err := server.LoadCA(filepath.Join(n.tlsDir, "ca.crt"), filepath.Join(n.tlsDir, "ca.key"))
-	if err != nil {
-		return nil, fmt.Errorf("agent server certificate: %w", err)
-	}
 	hosts := []string{cfg.NodeName, "localhost", "127.0.0.1"}
 	if cfg.NodeIP != "" {
 		hosts = append(hosts, cfg.NodeIP)
@@ -181,12 +187,30 @@ func (n *nodeAgent) server() (*server.Server, error) {
 	if h, _ := os.Hostname(); h != "" && h != cfg.NodeName {
 		hosts = append(hosts, h)
 	}
-	cert, err := server.SignServingCert(caCert, caKey, cfg.NodeName, hosts, 365*24*time.Hour)
-	if err != nil {
-		return nil, err
-	}
 	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
+	var cert tls.Certificate
+	if n.tlsDir != "" {
+		// On the server's own node: a serving certificate from the cluster CA.
+		caCert, caKey, err := server.LoadCA(filepath.Join(n.tlsDir, "ca.crt"), filepath.Join(n.tlsDir, "ca.key"))
+		if err != nil {
+			return nil, fmt.Errorf("agent server certificate: %w", err)
+		}
+		if cert, err = server.SignServingCert(caCert, caKey, cfg.NodeName, hosts, 365*24*time.Hour); err != nil {
+			return nil, err
+		}
+		pool.AddCert(caCert)
+	} else {
+		// A joined node has no CA key: a self-signed serving certificate (the API server
+		// does not verify agents' certificates), and the cluster CA to verify the API
+		// server's client certificate.
+		var err error
+		if cert, err = server.SelfSignedServingCert(cfg.NodeName, hosts, 365*24*time.Hour); err != nil {
+			return nil, err
+		}
+		if !pool.AppendCertsFromPEM(cfg.CAData) {
+			return nil, errors.New("agent server: no cluster CA to verify clients with")
+		}
+	}
 	return server.New(server.Config{
 		Addr:        net.JoinHostPort("", strconv.Itoa(cfg.StreamingPort)),
 		Certificate: cert, ClientCAs: pool,

@@ -39,7 +39,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newServerCmd(), newVersionCmd(), newKubectlCmd(), newDebugCmd(), newSimnodesCmd())
+	root.AddCommand(newServerCmd(), newVersionCmd(), newKubectlCmd(), newDebugCmd(), newSimnodesCmd(), newAgentCmd(), newTokenCmd())
 	return root
 }
 

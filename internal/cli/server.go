@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/controlplane"
 	"github.com/skiff-sh/skiff/internal/simnode"
 )
@@ -48,7 +49,7 @@ written to <data-dir>/kubeconfig.yaml (or --write-kubeconfig).`,
 			// The simulated kubelet always runs, so that nodes added later with
 			// `skiff simnodes add` are kept alive too.
 			cfg.NodeComponents = append(cfg.NodeComponents, simnode.NewFactory(sim))
-			nodeFactories, gatherers, err := node.factories(cfg.DataDir)
+			nodeFactories, gatherers, err := node.factories(cfg.DataDir, false)
 			if err != nil {
 				return err
 			}
@@ -87,6 +88,9 @@ written to <data-dir>/kubeconfig.yaml (or --write-kubeconfig).`,
 	f.StringVar(&simMemory, "simulated-node-memory", "256Gi", "memory capacity of each simulated node")
 	f.StringVar(&simPods, "simulated-node-pods", "110", "pod capacity of each simulated node")
 	f.DurationVar(&sim.StartDelay, "simulated-pod-start-delay", 500*time.Millisecond, "how long a pod on a simulated node takes to become Running and Ready")
+	f.DurationVar(&cfg.ControllerOptions.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may go without renewing its lease before it is marked unhealthy")
+	f.Int64Var(&apiserver.DefaultNotReadyTolerationSeconds, "default-not-ready-toleration-seconds", 300, "tolerationSeconds added to pods for the not-ready taint")
+	f.Int64Var(&apiserver.DefaultUnreachableTolerationSeconds, "default-unreachable-toleration-seconds", 300, "tolerationSeconds added to pods for the unreachable taint")
 	node.addFlags(f)
 	return cmd
 }

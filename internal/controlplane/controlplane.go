@@ -177,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	cp.API = api
 	api.PodSubresources = proxy.ServePodSubresource
 	authn.AddTokenAuthenticator(api.AuthenticateServiceAccountToken)
+	authn.AddTokenAuthenticator(api.AuthenticateBootstrapToken)
 	api.SetPending("bootstrap", true)
 	go func() {
 		defer close(cp.done)
