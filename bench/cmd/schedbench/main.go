@@ -13,7 +13,8 @@
 // With -profile DIR it also saves, for each scheduling run, a CPU profile of the skiff process
 // taken over the first -profile-seconds of the creates (DIR/sched-<nodes>.cpu.pprof, read with
 // `go tool pprof -top bin/skiff FILE`) and its goroutines a few seconds in
-// (DIR/sched-<nodes>.goroutines.txt), through the API server's /debug/pprof handlers.
+// (DIR/sched-<nodes>.goroutines.txt), through the API server's /debug/pprof handlers, and
+// the API server's /metrics after the run (DIR/sched-<nodes>.metrics.txt: requests by verb).
 //
 //	go run ./bench/cmd/schedbench [-skiff bin/skiff] [-nodes 1000,5000] [-pods 10000] [-deploy-nodes 100] [-replicas 1000]
 package main
@@ -171,6 +172,12 @@ func schedRun(bin, dataDir string, nodes, pods, clients int, timeout time.Durati
 		errNote = fmt.Sprintf(" (%d create errors)", e)
 	}
 	<-profiled
+	if profileDir != "" {
+		// What the run asked of the API server (requests by resource, verb and code).
+		if data, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx); err == nil {
+			must(os.WriteFile(filepath.Join(profileDir, fmt.Sprintf("sched-%d.metrics.txt", nodes)), data, 0o644))
+		}
+	}
 	fmt.Printf("| %d | %v | **%.0f** (%d in %v) | %.0f/s%s | %d | %.0f/s (%v) | %.1f | %.0f / %.0f MB | %s |\n",
 		nodes, readyAfter.Round(time.Millisecond), float64(bound.Load())/took.Seconds(), bound.Load(), took.Round(time.Millisecond),
 		float64(pods)/created.Seconds(), errNote, boundAtCreated, float64(bound.Load()-boundAtCreated)/lag.Seconds(), lag.Round(time.Millisecond), cpu, rssMB(pid, "VmRSS:"), rssMB(pid, "VmHWM:"),

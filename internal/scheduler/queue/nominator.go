@@ -2,6 +2,7 @@ package queue
 
 import (
 	"sync"
+	"sync/atomic"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -14,6 +15,9 @@ type nominator struct {
 	mu        sync.RWMutex
 	byNode    map[string][]*framework.PodInfo
 	podToNode map[string]string // pod UID -> node
+	// count is len(podToNode), read without the lock: filtering asks about every node it
+	// looks at, and almost always nothing is nominated anywhere.
+	count atomic.Int64
 }
 
 func newNominator() *nominator {
@@ -41,6 +45,7 @@ func (n *nominator) addLocked(pi *framework.PodInfo, ni *framework.NominatingInf
 	}
 	n.podToNode[string(pi.Pod.UID)] = node
 	n.byNode[node] = append(n.byNode[node], pi)
+	n.count.Store(int64(len(n.podToNode)))
 }
 
 func (n *nominator) deleteLocked(pod *v1.Pod) {
@@ -62,6 +67,7 @@ func (n *nominator) deleteLocked(pod *v1.Pod) {
 		n.byNode[node] = list
 	}
 	delete(n.podToNode, uid)
+	n.count.Store(int64(len(n.podToNode)))
 }
 
 // DeleteNominatedPodIfExists forgets a pod's nomination.
@@ -88,6 +94,9 @@ func (n *nominator) UpdateNominatedPod(oldPod *v1.Pod, pi *framework.PodInfo) {
 
 // NominatedPodsForNode returns the pods nominated to a node.
 func (n *nominator) NominatedPodsForNode(node string) []*framework.PodInfo {
+	if n.count.Load() == 0 {
+		return nil
+	}
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	list := n.byNode[node]

@@ -134,25 +134,75 @@ func (s *Store) Get(ctx context.Context, key string, out runtime.Object) error {
 }
 
 func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, pre *storage.Preconditions, tryUpdate storage.UpdateFunc) error {
-	resp, err := s.client.Get(ctx, key)
-	if err != nil {
-		return unreachable(key, err)
-	}
-	for {
+	return s.GuaranteedUpdateFrom(ctx, key, out, pre, tryUpdate, nil)
+}
+
+// GuaranteedUpdateFrom is GuaranteedUpdate starting from cached, a possibly stale copy of the
+// object (resourceVersion set, never modified here), as Kubernetes' watch cache suggests one:
+// when the copy is current the update costs one etcd transaction instead of a read and a
+// transaction. Whatever could depend on the copy being stale — failed preconditions, an error
+// from tryUpdate, an update that changes nothing — is decided again on the object read from
+// etcd, and a transaction that finds a newer revision retries on the one it read.
+func (s *Store) GuaranteedUpdateFrom(ctx context.Context, key string, out runtime.Object, pre *storage.Preconditions, tryUpdate storage.UpdateFunc, cached runtime.Object) error {
+	var (
+		cur     runtime.Object // what the next attempt starts from
+		value   []byte         // its stored bytes
+		modRev  int64          // its revision
+		current bool           // cur was read from etcd rather than suggested
+	)
+	load := func(resp *clientv3.GetResponse) error {
 		if len(resp.Kvs) == 0 {
 			return &storage.Error{Code: storage.ErrCodeKeyNotFound, Key: key}
 		}
 		kv := resp.Kvs[0]
-		cur := s.newFunc()
-		if err := s.decodeInto(kv.Value, cur, kv.ModRevision); err != nil {
+		obj := s.newFunc()
+		if err := s.decodeInto(kv.Value, obj, kv.ModRevision); err != nil {
 			return err
 		}
+		cur, value, modRev, current = obj, kv.Value, kv.ModRevision, true
+		return nil
+	}
+	fetch := func() error {
+		resp, err := s.client.Get(ctx, key)
+		if err != nil {
+			return unreachable(key, err)
+		}
+		return load(resp)
+	}
+	if rev := rvOf(cached); rev > 0 {
+		cur, modRev = cached.DeepCopyObject(), rev
+		stored := cur.DeepCopyObject()
+		if err := setRV(stored, 0); err != nil {
+			return err
+		}
+		data, err := s.Encode(stored)
+		if err != nil {
+			return err
+		}
+		value = data
+	} else if err := fetch(); err != nil {
+		return err
+	}
+	for {
 		if err := checkPreconditions(key, pre, cur); err != nil {
+			if !current {
+				if err := fetch(); err != nil {
+					return err
+				}
+				continue
+			}
 			return err
 		}
 		updated, err := tryUpdate(cur.DeepCopyObject())
+		if err != nil && !current {
+			// Perhaps only because the suggested copy is stale.
+			if err := fetch(); err != nil {
+				return err
+			}
+			continue
+		}
 		if errors.Is(err, storage.ErrNoChange) {
-			return s.decodeInto(kv.Value, out, kv.ModRevision)
+			return s.decodeInto(value, out, modRev)
 		}
 		if err != nil {
 			return err
@@ -165,11 +215,18 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 		if err != nil {
 			return err
 		}
-		if string(data) == string(kv.Value) {
-			return s.decodeInto(kv.Value, out, kv.ModRevision)
+		if string(data) == string(value) {
+			if !current {
+				// No change to the suggested copy; etcd decides whether that is no change.
+				if err := fetch(); err != nil {
+					return err
+				}
+				continue
+			}
+			return s.decodeInto(value, out, modRev)
 		}
 		txn, err := s.client.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", modRev)).
 			Then(clientv3.OpPut(key, string(data))).
 			Else(clientv3.OpGet(key)).Commit()
 		if err != nil {
@@ -178,9 +235,27 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 		if txn.Succeeded {
 			return s.decodeInto(data, out, txn.Header.Revision)
 		}
-		// Lost a race: retry on the object the failed transaction read.
-		resp = (*clientv3.GetResponse)(txn.Responses[0].GetResponseRange())
+		// Lost a race (or the copy was stale): retry on the object the failed transaction read.
+		if err := load((*clientv3.GetResponse)(txn.Responses[0].GetResponseRange())); err != nil {
+			return err
+		}
 	}
+}
+
+// rvOf is obj's resourceVersion as a revision (0 when obj is nil or has none).
+func rvOf(obj runtime.Object) int64 {
+	if obj == nil {
+		return 0
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return 0
+	}
+	rv, err := ParseRV(m.GetResourceVersion())
+	if err != nil {
+		return 0
+	}
+	return rv
 }
 
 func (s *Store) Delete(ctx context.Context, key string, out runtime.Object, pre *storage.Preconditions, validate func(cur runtime.Object) error) error {

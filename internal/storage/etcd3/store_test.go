@@ -164,3 +164,94 @@ func TestPagedListIsConsistent(t *testing.T) {
 		t.Fatalf("selector page: %d items, continue %q", len(list.Items), list.Continue)
 	}
 }
+
+// GuaranteedUpdateFrom with a stale copy behaves as GuaranteedUpdate: the update lands on the
+// current object, and errors and no-ops are decided on it, not on the copy.
+func TestGuaranteedUpdateFromStaleCopy(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	key := prefix + "ns/s"
+	v1 := &corev1.ConfigMap{}
+	if err := s.Create(ctx, key, cm("s"), v1); err != nil {
+		t.Fatal(err)
+	}
+	set := func(k, v string) storage.UpdateFunc {
+		return func(cur runtime.Object) (runtime.Object, error) {
+			c := cur.(*corev1.ConfigMap)
+			c.Data[k] = v
+			return c, nil
+		}
+	}
+	v2 := &corev1.ConfigMap{}
+	if err := s.GuaranteedUpdate(ctx, key, v2, nil, set("k", "v2")); err != nil {
+		t.Fatal(err)
+	}
+	stale := v1.DeepCopy()
+
+	// A write from the stale copy keeps the newer data.
+	out := &corev1.ConfigMap{}
+	if err := s.GuaranteedUpdateFrom(ctx, key, out, nil, set("x", "1"), stale); err != nil {
+		t.Fatal(err)
+	}
+	if out.Data["k"] != "v2" || out.Data["x"] != "1" || out.ResourceVersion == v2.ResourceVersion {
+		t.Fatalf("update from stale copy: %v rv %s", out.Data, out.ResourceVersion)
+	}
+	if stale.Data["x"] != "" || stale.ResourceVersion != v1.ResourceVersion {
+		t.Fatal("the suggested copy was modified")
+	}
+
+	// A resourceVersion check that fails on the stale copy passes on the current object.
+	cur := out.DeepCopy()
+	rvCheck := func(want string) storage.UpdateFunc {
+		return func(o runtime.Object) (runtime.Object, error) {
+			c := o.(*corev1.ConfigMap)
+			if c.ResourceVersion != want {
+				return nil, fmt.Errorf("conflict: have %s want %s", c.ResourceVersion, want)
+			}
+			c.Data["y"] = "1"
+			return c, nil
+		}
+	}
+	out2 := &corev1.ConfigMap{}
+	if err := s.GuaranteedUpdateFrom(ctx, key, out2, nil, rvCheck(cur.ResourceVersion), stale); err != nil || out2.Data["y"] != "1" {
+		t.Fatalf("rv check from stale copy: %v %v", err, out2.Data)
+	}
+	// And one that fails on the current object fails.
+	if err := s.GuaranteedUpdateFrom(ctx, key, &corev1.ConfigMap{}, nil, rvCheck(v1.ResourceVersion), stale); err == nil {
+		t.Fatal("stale resourceVersion accepted")
+	}
+
+	// Setting what the stale copy lacks but the current object has is no change: no write.
+	noop := &corev1.ConfigMap{}
+	if err := s.GuaranteedUpdateFrom(ctx, key, noop, nil, set("k", "v2"), stale); err != nil {
+		t.Fatal(err)
+	}
+	if noop.ResourceVersion != out2.ResourceVersion {
+		t.Fatalf("no-op wrote a new revision: %s after %s", noop.ResourceVersion, out2.ResourceVersion)
+	}
+
+	// Preconditions are checked against the current object.
+	rv := out2.ResourceVersion
+	if err := s.GuaranteedUpdateFrom(ctx, key, &corev1.ConfigMap{}, &storage.Preconditions{ResourceVersion: &rv}, set("z", "1"), stale); err != nil {
+		t.Fatalf("current precondition refused on stale copy: %v", err)
+	}
+	old := v1.ResourceVersion
+	if err := s.GuaranteedUpdateFrom(ctx, key, &corev1.ConfigMap{}, &storage.Preconditions{ResourceVersion: &old}, set("z", "2"), stale); !storage.IsCode(err, storage.ErrCodeInvalidObj) {
+		t.Fatalf("stale precondition: %v", err)
+	}
+
+	// A current copy updates in place; a copy of a deleted object ends in NotFound.
+	now := &corev1.ConfigMap{}
+	if err := s.Get(ctx, key, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.GuaranteedUpdateFrom(ctx, key, out, nil, set("w", "1"), now); err != nil || out.Data["w"] != "1" || out.Data["z"] != "1" {
+		t.Fatalf("update from current copy: %v %v", err, out.Data)
+	}
+	if err := s.Delete(ctx, key, &corev1.ConfigMap{}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.GuaranteedUpdateFrom(ctx, key, out, nil, set("w", "2"), now); !storage.IsNotFound(err) {
+		t.Fatalf("update of deleted object: %v", err)
+	}
+}

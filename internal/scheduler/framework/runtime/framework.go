@@ -195,6 +195,13 @@ func (f *Framework) RunPreFilterPlugins(ctx context.Context, state *framework.Cy
 		}
 	}
 	state.SkipFilterPlugins = skip
+	active := make([]framework.FilterPlugin, 0, len(f.filter))
+	for _, p := range f.filter {
+		if !skip.Has(p.Name()) {
+			active = append(active, p)
+		}
+	}
+	state.FilterPlugins = active
 	return result, narrowing, nil
 }
 
@@ -231,10 +238,17 @@ func (f *Framework) RunPreFilterExtensionRemovePod(ctx context.Context, state *f
 // RunFilterPlugins runs Filter plugins in order and stops at the first that rejects the
 // pod, so a node is reported with one plugin's reasons (the order decides which).
 func (f *Framework) RunFilterPlugins(ctx context.Context, state *framework.CycleState, pod *v1.Pod, nodeInfo *framework.NodeInfo) *framework.Status {
-	for _, p := range f.filter {
-		if state.SkipFilterPlugins.Has(p.Name()) {
-			continue
+	plugins := state.FilterPlugins
+	if plugins == nil {
+		// PreFilter has not run on this state.
+		plugins = make([]framework.FilterPlugin, 0, len(f.filter))
+		for _, p := range f.filter {
+			if !state.SkipFilterPlugins.Has(p.Name()) {
+				plugins = append(plugins, p)
+			}
 		}
+	}
+	for _, p := range plugins {
 		if s := p.Filter(ctx, state, pod, nodeInfo); !s.IsSuccess() {
 			if !s.IsRejected() {
 				return framework.AsStatus(fmt.Errorf("running %q filter plugin: %w", p.Name(), s.AsError())).WithPlugin(p.Name())
@@ -355,16 +369,20 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *framework.CycleS
 			plugins = append(plugins, p)
 		}
 	}
+	// One backing array each for the per-node score lists and the plugins' raw scores:
+	// a cycle scores hundreds of nodes.
 	out := make([]NodePluginScores, len(nodes))
+	all := make([]PluginScore, len(nodes)*len(plugins))
 	for i, n := range nodes {
-		out[i] = NodePluginScores{Name: n.Node().Name, Scores: make([]PluginScore, len(plugins))}
+		out[i] = NodePluginScores{Name: n.Node().Name, Scores: all[i*len(plugins) : (i+1)*len(plugins) : (i+1)*len(plugins)]}
 	}
 	if len(plugins) == 0 {
 		return out, nil
 	}
 	raw := make([]framework.NodeScoreList, len(plugins))
+	rawAll := make([]framework.NodeScore, len(nodes)*len(plugins))
 	for j := range plugins {
-		raw[j] = make(framework.NodeScoreList, len(nodes))
+		raw[j] = rawAll[j*len(nodes) : (j+1)*len(nodes) : (j+1)*len(nodes)]
 	}
 	errs := make(chan *framework.Status, 1)
 	ctx, cancel := context.WithCancel(ctx)
