@@ -3,6 +3,7 @@ package controlplane
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/endpoints"
 	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
@@ -13,6 +14,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
+	"github.com/skiff-sh/skiff/internal/controller/statefulset"
 	"github.com/skiff-sh/skiff/internal/proxy/servicelb"
 	"github.com/skiff-sh/skiff/internal/scheduler"
 )
@@ -23,6 +25,7 @@ func DefaultControllers() []ComponentFactory {
 		replicaset.New, replicaset.NewRC, deployment.New, nodeipam.New, nodelifecycle.New, podgc.New,
 		scheduler.New, garbagecollector.New, namespace.New, serviceaccount.New,
 		endpoints.New, endpointslice.New, servicelb.New,
+		daemonset.New, statefulset.New,
 	}
 }
 
