@@ -22,6 +22,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controlplane"
 	"github.com/skiff-sh/skiff/internal/dns"
 	"github.com/skiff-sh/skiff/internal/ingress"
+	"github.com/skiff-sh/skiff/internal/network"
 	"github.com/skiff-sh/skiff/internal/proxy"
 )
 
@@ -48,7 +49,7 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.agent.MaxPods, "max-pods", 110, "pods this node runs at most")
 	f.IntVar(&o.agent.StreamingPort, "kubelet-port", 10250, "port of the agent's HTTPS server (logs, exec, port-forward, stats)")
 	f.StringSliceVar(&o.labels, "node-label", nil, "extra Node labels, key=value (repeatable)")
-	f.StringSliceVar(&o.disable, "disable", nil, "node components not to run with the agent: proxy, dns, ingress (comma-separated)")
+	f.StringSliceVar(&o.disable, "disable", nil, "node components not to run with the agent: proxy, dns, ingress, routes (comma-separated)")
 	f.IntVar(&o.ingressHTTP, "ingress-http-port", 80, "port of the ingress controller's HTTP listener (0: none)")
 	f.IntVar(&o.ingressHTTPS, "ingress-https-port", 443, "port of the ingress controller's HTTPS listener (0: none)")
 	f.StringVar(&o.agent.Bridge, "cni-bridge", "", "name of the pod network's bridge (default skiff0; two agents on one machine need two)")
@@ -75,9 +76,9 @@ func (o *nodeOptions) factories(dataDir string, joined bool) ([]controlplane.Com
 	}
 	for _, d := range o.disable {
 		switch strings.TrimSpace(d) {
-		case "proxy", "dns", "ingress":
+		case "proxy", "dns", "ingress", "routes":
 		default:
-			return nil, nil, fmt.Errorf("--disable %q: want proxy, dns or ingress", d)
+			return nil, nil, fmt.Errorf("--disable %q: want proxy, dns, ingress or routes", d)
 		}
 	}
 	cfg := o.agent
@@ -119,6 +120,9 @@ func (o *nodeOptions) factories(dataDir string, joined bool) ([]controlplane.Com
 	var nodeIPs []string
 	if cfg.NodeIP != "" {
 		nodeIPs = []string{cfg.NodeIP}
+	}
+	if !o.disabled("routes") {
+		out = append(out, network.NewFactory(network.Config{NodeName: cfg.NodeName, NodeIPs: nodeIPs}))
 	}
 	if !o.disabled("proxy") {
 		out = append(out, proxy.NewFactory(proxy.Config{NodeName: cfg.NodeName, NodeIPs: nodeIPs,
