@@ -3,11 +3,13 @@ package controlplane
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/endpoints"
 	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
+	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
@@ -25,6 +27,7 @@ func DefaultControllers() []ComponentFactory {
 		replicaset.New, replicaset.NewRC, deployment.New, nodeipam.New, nodelifecycle.New, podgc.New,
 		scheduler.New, garbagecollector.New, namespace.New, serviceaccount.New,
 		endpoints.New, endpointslice.New, servicelb.New,
+		job.New, cronjob.New,
 		daemonset.New, statefulset.New,
 	}
 }
