@@ -128,6 +128,21 @@ func dsUpdate(t *testing.T, c *skifftest.Cluster, ns, name string, mutate func(*
 	}
 }
 
+func dsUpdateNode(t *testing.T, c *skifftest.Cluster, name string, mutate func(*corev1.Node)) {
+	t.Helper()
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := c.Client.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		mutate(n)
+		_, err = c.Client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestDaemonSetOnePodPerEligibleNode(t *testing.T) {
 	c := dsCluster(t)
 	ctx := context.Background()
@@ -217,18 +232,17 @@ func TestDaemonSetOnePodPerEligibleNode(t *testing.T) {
 	if _, err := rb.Rollback(cur, nil, 0, util.DryRunNone); err != nil {
 		t.Fatal(err)
 	}
-	// Without the toleration the pod on the tainted node is no longer desired, but a NoSchedule
-	// taint does not evict: it keeps running, counted as misscheduled.
+	// Without the toleration the tainted node is no longer eligible: the rolling update removes
+	// its old pod without replacing it.
 	dsWaitRolledOut(t, c, ns, "agent", 3)
 	wlEventually(t, 30*time.Second, "undo rolled", func() (bool, string) {
 		m := dsPodsByNode(t, c, ns, "agent")
-		for n, ps := range m {
-			if n != "infra-0" && (len(ps) != 1 || ps[0].Labels["pod-template-generation"] != "3" || len(ps[0].Spec.Tolerations) != 6) {
+		for _, ps := range m {
+			if len(ps) != 1 || ps[0].Labels["pod-template-generation"] != "3" || len(ps[0].Spec.Tolerations) != 6 {
 				return false, dsNodes(m)
 			}
 		}
-		d, _ := c.Client.AppsV1().DaemonSets(ns).Get(ctx, "agent", metav1.GetOptions{})
-		return len(m) == 4 && d.Status.NumberMisscheduled == 1, fmt.Sprintf("%s %+v", dsNodes(m), d.Status)
+		return dsNodes(m) == "sim-0:1,sim-1:1,sim-2:1", dsNodes(m)
 	})
 	crs, _ = c.Client.AppsV1().ControllerRevisions(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=agent"})
 	revs := map[string]int64{}
@@ -239,18 +253,18 @@ func TestDaemonSetOnePodPerEligibleNode(t *testing.T) {
 		t.Fatalf("revisions after undo %v", revs)
 	}
 
+	// A NoSchedule taint added later does not evict the daemon pod: it stays, misscheduled.
+	dsUpdateNode(t, c, "sim-2", func(n *corev1.Node) { n.Spec.Taints = append(n.Spec.Taints, dsTaint) })
+	wlEventually(t, 30*time.Second, "misscheduled", func() (bool, string) {
+		m := dsPodsByNode(t, c, ns, "agent")
+		d, _ := c.Client.AppsV1().DaemonSets(ns).Get(ctx, "agent", metav1.GetOptions{})
+		st := d.Status
+		return dsNodes(m) == "sim-0:1,sim-1:1,sim-2:1" && st.DesiredNumberScheduled == 2 && st.CurrentNumberScheduled == 2 && st.NumberMisscheduled == 1,
+			fmt.Sprintf("%s %+v", dsNodes(m), st)
+	})
+
 	// A nodeSelector that only sim-0 matches removes the other pods.
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		n, err := c.Client.CoreV1().Nodes().Get(ctx, "sim-0", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		n.Labels["role"] = "edge"
-		_, err = c.Client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	dsUpdateNode(t, c, "sim-0", func(n *corev1.Node) { n.Labels["role"] = "edge" })
 	dsUpdate(t, c, ns, "agent", func(d *appsv1.DaemonSet) { d.Spec.Template.Spec.NodeSelector = map[string]string{"role": "edge"} })
 	wlEventually(t, 30*time.Second, "only sim-0", func() (bool, string) {
 		m := dsPodsByNode(t, c, ns, "agent")

@@ -349,6 +349,18 @@ func TestStatefulSetRollingUpdatePartitionHistoryUndo(t *testing.T) {
 		t.Fatalf("pods after partitioned update: %v %v", pods["web-2"].Spec.Containers[0].Image, pods["web-1"].Spec.Containers[0].Image)
 	}
 
+	// A pod below the partition that is deleted comes back at the current revision.
+	if err := c.Client.CoreV1().Pods(ns).Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wlEventually(t, 30*time.Second, "web-0 recreated", func() (bool, string) {
+		p, ok := stsPods(t, c, ns, "web")["web-0"]
+		return ok && string(p.UID) != uids["web-0"] && stsReady(&p), fmt.Sprint(p.UID)
+	})
+	if p := stsPods(t, c, ns, "web")["web-0"]; p.Spec.Containers[0].Image != "skiff.local/web:v1" || p.Labels[appsv1.ControllerRevisionHashLabelKey] != rev1 {
+		t.Fatalf("web-0 recreated with %s at %s", p.Spec.Containers[0].Image, p.Labels[appsv1.ControllerRevisionHashLabelKey])
+	}
+
 	// Partition 0: the rest follow, highest ordinal first; the update becomes current.
 	log := stsWatchPods(t, c, ns, "web")
 	stsUpdate(t, c, ns, "web", func(s *appsv1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate.Partition = new(int32(0)) })

@@ -347,7 +347,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 		return err
 	}
-	ds.Status.CollisionCount = collisions
+	if collisions != nil && (*collisions != 0 || ds.Status.CollisionCount != nil) {
+		ds.Status.CollisionCount = collisions // kept unset until a collision happens
+	}
 	hash := cur.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]
 
 	states, orphaned := groupByNode(ds, nodes, pods)

@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 
@@ -86,23 +85,21 @@ func sameData(cr *appsv1.ControllerRevision, data []byte) bool {
 	return bytes.Equal(compactJSON(rawData(cr)), compactJSON(data))
 }
 
-// templateOf rebuilds the pod template a revision stores, by applying its patch to an
-// empty template holder.
+// templateOf returns the pod template a revision stores. The data replaces the whole
+// template, so it is the template itself (the "$patch" directive is not a field).
 func templateOf(cr *appsv1.ControllerRevision) (*corev1.PodTemplateSpec, error) {
-	type holder struct {
+	var h struct {
 		Spec struct {
-			Template corev1.PodTemplateSpec `json:"template"`
+			Template *corev1.PodTemplateSpec `json:"template"`
 		} `json:"spec"`
 	}
-	patched, err := strategicpatch.StrategicMergePatch([]byte(`{"spec":{}}`), rawData(cr), &appsv1.StatefulSet{})
-	if err != nil {
+	if err := json.Unmarshal(rawData(cr), &h); err != nil {
 		return nil, err
 	}
-	var h holder
-	if err := json.Unmarshal(patched, &h); err != nil {
-		return nil, err
+	if h.Spec.Template == nil {
+		return nil, fmt.Errorf("revision %s holds no pod template", cr.Name)
 	}
-	return &h.Spec.Template, nil
+	return h.Spec.Template, nil
 }
 
 // history reads and writes an owner's ControllerRevisions.

@@ -120,9 +120,11 @@ func planRollingUpdate(ds *appsv1.DaemonSet, hash string, states map[string]*nod
 		var replace, candidates []*corev1.Pod
 		for _, name := range names {
 			s := states[name]
-			if !s.place.shouldRun {
+			if !s.place.shouldRun && len(s.pods) == 0 {
 				continue
 			}
+			// Nodes that keep an old pod without being eligible any more (an untolerated
+			// NoSchedule taint) are rolled too: their old pod goes and is not replaced.
 			newPod, oldPod := split(s)
 			switch {
 			case oldPod == nil && newPod == nil, oldPod != nil && newPod != nil:
@@ -151,12 +153,11 @@ func planRollingUpdate(ds *appsv1.DaemonSet, hash string, states map[string]*nod
 	}
 	for _, name := range names {
 		s := states[name]
-		if !s.place.shouldRun {
-			continue
-		}
 		newPod, oldPod := split(s)
 		switch {
 		case oldPod == nil:
+		case !s.place.shouldRun:
+			p.delete = append(p.delete, oldPod) // no new pod may go there: just remove the old one
 		case newPod == nil:
 			if !available(oldPod) {
 				p.create = append(p.create, name) // nothing to keep serving: replace now
