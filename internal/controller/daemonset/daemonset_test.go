@@ -144,8 +144,8 @@ func TestPlanNodes(t *testing.T) {
 	terminating.DeletionTimestamp = &metav1.Time{}
 	st := states(ds, nodes,
 		pod("a-old", "a", true, true, 1), pod("a-dup", "a", true, true, 2), // duplicate: the younger goes
-		failed,                         // replaced once deleted
-		terminating,                    // c: wait for it
+		failed,                        // replaced once deleted
+		terminating,                   // c: wait for it
 		pod("d1", "d", true, true, 0)) // evicted by NoExecute
 	orphan := pod("orphan", "", true, false, 0)
 	orphan.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
