@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -47,7 +48,43 @@ func (s *Server) admitCreate(ctx context.Context, ep *endpoint, obj runtime.Obje
 	if ing, ok := obj.(*networkingv1.Ingress); ok {
 		s.defaultIngressClass(ctx, ing)
 	}
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		s.defaultStorageClass(ctx, pvc)
+	}
 	return nil
+}
+
+// defaultStorageClass gives a claim that names no class (nil, not "") the default
+// StorageClass, the newest when several claim it (Kubernetes' DefaultStorageClass
+// admission). The beta storage-class annotation counts as a class.
+func (s *Server) defaultStorageClass(ctx context.Context, pvc *corev1.PersistentVolumeClaim) {
+	if pvc.Spec.StorageClassName != nil || pvc.Annotations["volume.beta.kubernetes.io/storage-class"] != "" {
+		return
+	}
+	ep := s.endpoints[gvrKey("storage.k8s.io", "v1", "storageclasses")]
+	if ep == nil {
+		return
+	}
+	var list storagev1.StorageClassList
+	if err := ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: "0", Recursive: true,
+		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, &list); err != nil {
+		return
+	}
+	var chosen *storagev1.StorageClass
+	for i := range list.Items {
+		c := &list.Items[i]
+		if c.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" {
+			continue
+		}
+		if chosen == nil || c.CreationTimestamp.After(chosen.CreationTimestamp.Time) ||
+			(c.CreationTimestamp.Equal(&chosen.CreationTimestamp) && c.Name < chosen.Name) {
+			chosen = c
+		}
+	}
+	if chosen != nil {
+		name := chosen.Name
+		pvc.Spec.StorageClassName = &name
+	}
 }
 
 // defaultIngressClass gives an Ingress without a class the default IngressClass, the newest
