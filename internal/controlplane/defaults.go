@@ -9,14 +9,17 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/endpoints"
 	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
+	"github.com/skiff-sh/skiff/internal/controller/hpa"
 	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
+	"github.com/skiff-sh/skiff/internal/controller/rootca"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/controller/statefulset"
+	"github.com/skiff-sh/skiff/internal/controller/volume"
 	"github.com/skiff-sh/skiff/internal/proxy/servicelb"
 	"github.com/skiff-sh/skiff/internal/scheduler"
 )
@@ -29,6 +32,7 @@ func DefaultControllers() []ComponentFactory {
 		endpoints.New, endpointslice.New, servicelb.New,
 		job.New, cronjob.New,
 		daemonset.New, statefulset.New,
+		hpa.New, volume.New, rootca.New,
 	}
 }
 
