@@ -447,3 +447,29 @@ func TestDaemonSetOnDelete(t *testing.T) {
 		return ok, fmt.Sprintf("%s %+v", dsNodes(m), d.Status)
 	})
 }
+
+// A failed daemon pod is deleted and replaced, with a FailedDaemonPod warning.
+func TestDaemonSetReplacesFailedPod(t *testing.T) {
+	c := dsCluster(t)
+	ctx := context.Background()
+	ns := "default"
+	if _, err := c.Client.AppsV1().DaemonSets(ns).Create(ctx, dsAgent("fp"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dsWaitRolledOut(t, c, ns, "fp", 3)
+	victim := dsPodsByNode(t, c, ns, "fp")["sim-0"][0]
+	victim.Status.Phase = corev1.PodFailed
+	victim.Status.Conditions = nil
+	if _, err := c.Client.CoreV1().Pods(ns).UpdateStatus(ctx, &victim, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wlEventually(t, 30*time.Second, "replacement", func() (bool, string) {
+		m := dsPodsByNode(t, c, ns, "fp")
+		ps := m["sim-0"]
+		return len(ps) == 1 && ps[0].UID != victim.UID && stsReady(&ps[0]), dsNodes(m)
+	})
+	l, _ := c.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=DaemonSet,involvedObject.name=fp,reason=FailedDaemonPod"})
+	if len(l.Items) == 0 || !strings.Contains(l.Items[0].Message, "Found failed daemon pod default/"+victim.Name+" on node sim-0") {
+		t.Fatalf("events %+v", l.Items)
+	}
+}

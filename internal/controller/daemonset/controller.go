@@ -25,6 +25,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
@@ -54,6 +55,8 @@ type Controller struct {
 	log      *slog.Logger
 	workers  int
 	now      func() time.Time
+	// failedBackoff spaces out the replacement of failed pods per DaemonSet and node.
+	failedBackoff *flowcontrol.Backoff
 }
 
 // New builds the DaemonSet controller.
@@ -87,6 +90,8 @@ func newController(cc *controller.Context) (*Controller, error) {
 		log:      logger.With("controller", Name),
 		workers:  cc.Options.WorkersOr(2),
 		now:      time.Now,
+
+		failedBackoff: flowcontrol.NewBackOff(time.Second, 15*time.Minute),
 	}
 	if _, err := dsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj interface{}) { c.enqueueKey(controllerutil.Key(obj)) },
@@ -132,6 +137,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return ctx.Err()
 	}
+	go wait.Until(c.failedBackoff.GC, time.Minute, ctx.Done())
 	var wg sync.WaitGroup
 	for i := 0; i < c.workers; i++ {
 		wg.Add(1)

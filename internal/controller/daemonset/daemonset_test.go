@@ -151,7 +151,7 @@ func TestPlanNodes(t *testing.T) {
 	orphan.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
 		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"gone"}}}}}}}}
 	_, orphans := groupByNode(ds, nodes, []*corev1.Pod{orphan})
-	p := planNodes(ds, "new", st, orphans)
+	p := planNodes(ds, "new", st, orphans, func(string) bool { return true })
 	if len(p.create) != 0 {
 		t.Errorf("create %v (b waits for its failed pod to go, c for its terminating one)", p.create)
 	}
@@ -159,8 +159,14 @@ func TestPlanNodes(t *testing.T) {
 		t.Errorf("delete %v, want %v", got, want)
 	}
 
+	// In backoff, the failed pod on b stays (and b gets no new pod yet).
+	st = states(ds, nodes[:2], failed)
+	if p := planNodes(ds, "new", st, nil, func(string) bool { return false }); !reflect.DeepEqual(p.create, []string{"a"}) || len(p.delete) != 0 {
+		t.Errorf("failed pod in backoff: %+v", p)
+	}
+
 	st = states(ds, nodes[:2])
-	if p := planNodes(ds, "new", st, nil); !reflect.DeepEqual(p.create, []string{"a", "b"}) || len(p.delete) != 0 {
+	if p := planNodes(ds, "new", st, nil, func(string) bool { return true }); !reflect.DeepEqual(p.create, []string{"a", "b"}) || len(p.delete) != 0 {
 		t.Errorf("empty nodes: %+v", p)
 	}
 }

@@ -43,7 +43,8 @@ func rolling(ds *appsv1.DaemonSet) bool {
 }
 
 // planNodes decides creations and deletions that keep one daemon pod per eligible node.
-func planNodes(ds *appsv1.DaemonSet, hash string, states map[string]*nodeState, orphaned []*corev1.Pod) plan {
+// mayReplaceFailed says whether a node's failed pods may be deleted now (backoff).
+func planNodes(ds *appsv1.DaemonSet, hash string, states map[string]*nodeState, orphaned []*corev1.Pod, mayReplaceFailed func(node string) bool) plan {
 	var p plan
 	gen, hasGen := templateGeneration(ds)
 	surging := false
@@ -52,7 +53,9 @@ func planNodes(ds *appsv1.DaemonSet, hash string, states map[string]*nodeState, 
 		surging = surge > 0
 	}
 	for name, s := range states {
-		p.delete = append(p.delete, s.failed...)
+		if len(s.failed) > 0 && (!s.place.shouldContinue || mayReplaceFailed(name)) {
+			p.delete = append(p.delete, s.failed...)
+		}
 		switch {
 		case !s.place.shouldContinue:
 			p.delete = append(p.delete, s.pods...)
@@ -175,7 +178,7 @@ func planRollingUpdate(ds *appsv1.DaemonSet, hash string, states map[string]*nod
 // manage carries out one round: deletions first (creations wait for them to be observed),
 // then creations; the rolling update is planned only when nothing else is to be done.
 func (c *Controller) manage(ctx context.Context, key string, ds *appsv1.DaemonSet, hash string, states map[string]*nodeState, orphaned []*corev1.Pod) error {
-	p := planNodes(ds, hash, states, orphaned)
+	p := planNodes(ds, hash, states, orphaned, func(node string) bool { return c.mayReplaceFailed(key, ds, states[node]) })
 	if len(p.create) == 0 && len(p.delete) == 0 && rolling(ds) {
 		now := c.now()
 		p = planRollingUpdate(ds, hash, states, func(pod *corev1.Pod) bool {
@@ -189,6 +192,24 @@ func (c *Controller) manage(ctx context.Context, key string, ds *appsv1.DaemonSe
 		return c.createPods(ctx, key, ds, hash, p.create)
 	}
 	return nil
+}
+
+// mayReplaceFailed applies an exponential backoff (1s doubling to 15m) per DaemonSet and node
+// to deleting failed daemon pods, so that a pod that keeps failing is not replaced in a hot
+// loop. It records FailedDaemonPod warnings as Kubernetes does.
+func (c *Controller) mayReplaceFailed(key string, ds *appsv1.DaemonSet, s *nodeState) bool {
+	id := string(ds.UID) + "/" + s.node.Name
+	now := c.now()
+	if c.failedBackoff.IsInBackOffSinceUpdate(id, now) {
+		c.queue.AddAfter(key, c.failedBackoff.Get(id))
+		return false
+	}
+	c.failedBackoff.Next(id, now)
+	for _, p := range s.failed {
+		c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedDaemonPod", "Found failed daemon pod %s/%s on node %s, will try to kill it",
+			p.Namespace, p.Name, s.node.Name)
+	}
+	return true
 }
 
 func (c *Controller) deletePods(ctx context.Context, key string, ds *appsv1.DaemonSet, victims []*corev1.Pod) error {
