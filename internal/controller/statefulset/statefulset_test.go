@@ -360,3 +360,28 @@ func TestTruncateHistory(t *testing.T) {
 		t.Fatalf("revisions left %v", left)
 	}
 }
+
+func TestOrdinalsStart(t *testing.T) {
+	set := testSet(2)
+	set.Spec.VolumeClaimTemplates = nil
+	set.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 5}
+	f := newFixture(t, set)
+	if got := f.run(t); !reflect.DeepEqual(got, []string{"create pod/web-5"}) {
+		t.Fatalf("from nothing: %v", got)
+	}
+	// web-0 is outside [5, 7): condemned once web-5 and web-6 are healthy.
+	f = newFixture(t, set)
+	if got := f.run(t, f.pod(0, "update", true), f.pod(5, "update", true), f.pod(6, "update", true)); !reflect.DeepEqual(got, []string{"delete pod/web-0"}) {
+		t.Fatalf("out of range: %v", got)
+	}
+	// The partition counts from the start ordinal: partition 1 keeps web-5 at the current revision.
+	set.Spec.UpdateStrategy.RollingUpdate.Partition = new(int32(1))
+	f = newFixture(t, set)
+	if got := f.run(t, f.pod(5, "current", true), f.pod(6, "current", true)); !reflect.DeepEqual(got, []string{"delete pod/web-6"}) {
+		t.Fatalf("partitioned: %v", got)
+	}
+	f = newFixture(t, set)
+	if got := f.run(t, f.pod(5, "current", true), f.pod(6, "update", true)); len(got) != 0 {
+		t.Fatalf("partition reached: %v", got)
+	}
+}
