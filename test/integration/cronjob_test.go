@@ -152,10 +152,11 @@ func TestCronJobCreatesScheduledJobs(t *testing.T) {
 	if ref := metav1.GetControllerOf(&j); ref.Kind != "CronJob" || ref.Name != "every-minute" {
 		t.Errorf("controllerRef %+v", ref)
 	}
-	got := e.getCronJob(t, "every-minute")
-	if got.Status.LastScheduleTime == nil || !got.Status.LastScheduleTime.Time.Equal(sched) {
-		t.Errorf("lastScheduleTime %v, want %v", got.Status.LastScheduleTime, sched)
-	}
+	var got *batchv1.CronJob
+	simEventually(t, 10*time.Second, "lastScheduleTime", func() (bool, string) {
+		got = e.getCronJob(t, "every-minute")
+		return got.Status.LastScheduleTime != nil && got.Status.LastScheduleTime.Time.Equal(sched), fmt.Sprintf("%v, want %v", got.Status.LastScheduleTime, sched)
+	})
 	// The job completes: it leaves status.active and sets lastSuccessfulTime.
 	simEventually(t, 20*time.Second, "completed job seen", func() (bool, string) {
 		got = e.getCronJob(t, "every-minute")
@@ -221,9 +222,10 @@ func TestCronJobConcurrencyPolicies(t *testing.T) {
 	if len(jobs) != 1 || jobs[0].Name != fmt.Sprintf("forbid-%d", first.Unix()/60) {
 		t.Errorf("forbid jobs %d", len(jobs))
 	}
-	if ev := cronEvents(t, e.c, "replace"); ev["SuccessfulDelete"] != 1 {
-		t.Errorf("replace events %v", ev)
-	}
+	simEventually(t, 10*time.Second, "replace deleted its old job", func() (bool, string) {
+		ev := cronEvents(t, e.c, "replace")
+		return ev["SuccessfulDelete"] == 1 && ev["SuccessfulCreate"] == 2, fmt.Sprint(ev)
+	})
 }
 
 func TestCronJobSuspendAndStartingDeadline(t *testing.T) {

@@ -280,7 +280,12 @@ func TestJobOnFailureCountsRestarts(t *testing.T) {
 	}
 	pods := jobPods(t, c, j)
 	if len(pods) != 1 {
-		t.Fatalf("%d pods, want the one restarting pod", len(pods))
+		var desc []string
+		for _, p := range pods {
+			desc = append(desc, fmt.Sprintf("%s %s deleting=%v restarts=%d created=%v", p.Name, p.Status.Phase, p.DeletionTimestamp != nil,
+				restartCount(p), p.CreationTimestamp))
+		}
+		t.Fatalf("%d pods, want the one restarting pod: %v; status %+v", len(pods), desc, got.Status)
 	}
 }
 
@@ -453,4 +458,12 @@ func TestJobDeletedReleasesPodFinalizers(t *testing.T) {
 		pods := jobPods(t, c, j)
 		return len(pods) == 0, fmt.Sprintf("%d pods", len(pods))
 	})
+}
+
+func restartCount(p corev1.Pod) int32 {
+	var n int32
+	for _, cs := range p.Status.ContainerStatuses {
+		n += cs.RestartCount
+	}
+	return n
 }

@@ -471,15 +471,19 @@ func (c *Controller) schedule(ctx context.Context, cj *batchv1.CronJob, st *batc
 			"too many missed start times: %d. Set or decrease .spec.startingDeadlineSeconds or check clock skew", missed)
 	}
 	name := jobName(cj.Name, recent)
+	started := false
 	for _, j := range jobs {
-		if j.Name == name {
-			return requeue, nil // already started (status write may have been lost)
-		}
+		started = started || j.Name == name
 	}
 	for _, r := range st.Active {
-		if r.Name == name {
-			return requeue, nil
+		started = started || r.Name == name
+	}
+	if started {
+		// Already started (the status write may have been lost, or our cache is behind it).
+		if st.LastScheduleTime == nil || st.LastScheduleTime.Time.Before(recent) {
+			st.LastScheduleTime = &metav1.Time{Time: recent}
 		}
+		return requeue, nil
 	}
 	switch cj.Spec.ConcurrencyPolicy {
 	case batchv1.ForbidConcurrent:

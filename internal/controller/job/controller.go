@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -100,6 +101,38 @@ type Controller struct {
 	// deletedByUs holds pods the controller deleted itself (suspension, excess, job end):
 	// they are not failures.
 	deletedByUs map[types.UID]struct{}
+	// written is the last job this controller wrote, per key: a sync must not decide from
+	// an informer copy older than its own last write (it would, say, create pods for a job
+	// it has just failed).
+	written map[string]*batchv1.Job
+}
+
+// remember records the job just written.
+func (c *Controller) remember(job *batchv1.Job) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.written[job.Namespace+"/"+job.Name] = job
+}
+
+// newest returns the more recent of the cached job and the one last written.
+func (c *Controller) newest(key string, cached *batchv1.Job) *batchv1.Job {
+	c.mu.Lock()
+	w := c.written[key]
+	c.mu.Unlock()
+	if w == nil || w.UID != cached.UID {
+		return cached
+	}
+	wrv, err1 := strconv.ParseUint(w.ResourceVersion, 10, 64)
+	crv, err2 := strconv.ParseUint(cached.ResourceVersion, 10, 64)
+	if err1 != nil || err2 != nil || crv >= wrv {
+		c.mu.Lock()
+		if c.written[key] == w {
+			delete(c.written, key)
+		}
+		c.mu.Unlock()
+		return cached
+	}
+	return w
 }
 
 // New builds the Job controller with Kubernetes' timings.
@@ -144,6 +177,7 @@ func newController(client kubernetes.Interface, inf informers.SharedInformerFact
 		cfg:              cfg,
 		finalizerRemoved: map[types.UID]struct{}{},
 		deletedByUs:      map[types.UID]struct{}{},
+		written:          map[string]*batchv1.Job{},
 	}
 	c.synced = []cache.InformerSynced{jobInf.Informer().HasSynced, podInf.Informer().HasSynced}
 	if _, err := jobInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -342,12 +376,15 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	cached, err := c.jobs.Jobs(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
 		c.exp.Forget(key)
+		c.mu.Lock()
+		delete(c.written, key)
+		c.mu.Unlock()
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	job := cached.DeepCopy()
+	job := c.newest(key, cached).DeepCopy()
 	if job.Spec.ManagedBy != nil && *job.Spec.ManagedBy != ControllerName {
 		return nil
 	}

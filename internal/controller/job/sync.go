@@ -364,6 +364,7 @@ func (c *Controller) writeStatus(ctx context.Context, job *batchv1.Job, st *batc
 	if err != nil {
 		return nil, err
 	}
+	c.remember(out)
 	return out, nil
 }
 
