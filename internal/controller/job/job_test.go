@@ -394,3 +394,49 @@ func TestTTLDeletesFinishedJob(t *testing.T) {
 		t.Fatalf("delete action %+v", del)
 	}
 }
+
+func TestSuccessPolicy(t *testing.T) {
+	idx := func(s string) *string { return &s }
+	job := testJob("sp", func(j *batchv1.Job) {
+		j.Spec.CompletionMode = new(batchv1.IndexedCompletion)
+		j.Spec.Completions = new(int32(5))
+		j.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{
+			{SucceededIndexes: idx("0,1")},
+			{SucceededIndexes: idx("2-4"), SucceededCount: new(int32(2))},
+			{SucceededCount: new(int32(4))},
+		}}
+	})
+	for _, tc := range []struct {
+		done string
+		want int
+	}{{"", -1}, {"0", -1}, {"0-1", 0}, {"2,4", 1}, {"0,2", -1}, {"0,2,3,4", 1}, {"1,2,4", 1}} {
+		if got := successPolicyMatch(job, parseIndexes(tc.done, 5)); got != tc.want {
+			t.Errorf("succeeded %q: rule %d, want %d", tc.done, got, tc.want)
+		}
+	}
+}
+
+func TestSyncSuccessPolicyEndsJob(t *testing.T) {
+	j := testJob("sp", func(j *batchv1.Job) {
+		j.Spec.CompletionMode = new(batchv1.IndexedCompletion)
+		j.Spec.Completions, j.Spec.Parallelism = new(int32(3)), new(int32(3))
+		j.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{{SucceededCount: new(int32(1))}}}
+	})
+	leader := podOf(j, "sp-0-aaaaa", corev1.PodSucceeded, true)
+	leader.Annotations = map[string]string{batchv1.JobCompletionIndexAnnotation: "0"}
+	worker := podOf(j, "sp-1-bbbbb", corev1.PodRunning, true)
+	worker.Annotations = map[string]string{batchv1.JobCompletionIndexAnnotation: "1"}
+	f := newFixture(t, j, leader, worker)
+	f.sync("ns/sp")
+	got := f.job("sp")
+	c := findCondition(got.Status.Conditions, batchv1.JobSuccessCriteriaMet)
+	if c == nil || c.Reason != batchv1.JobReasonSuccessPolicy || c.Message != "Matched rules at index 0" {
+		t.Fatalf("conditions %+v", got.Status.Conditions)
+	}
+	if f.count("delete", "pods", "") != 1 || len(f.created()) != 0 {
+		t.Errorf("the remaining worker must be deleted, none created")
+	}
+	if got.Status.CompletedIndexes != "0" || got.Status.Succeeded != 1 {
+		t.Errorf("status %+v", got.Status)
+	}
+}

@@ -172,6 +172,9 @@ func (c *Controller) syncJob(ctx context.Context, key string, job *batchv1.Job, 
 			t, reason, msg = batchv1.JobFailureTarget, batchv1.JobReasonBackoffLimitExceeded, msgBackoffLimit
 		case !deadlineAt.IsZero() && !now.Before(deadlineAt):
 			t, reason, msg = batchv1.JobFailureTarget, batchv1.JobReasonDeadlineExceeded, msgDeadline
+		case successPolicyMatch(job, succIdx) >= 0:
+			t, reason, msg = batchv1.JobSuccessCriteriaMet, batchv1.JobReasonSuccessPolicy,
+				fmt.Sprintf("Matched rules at index %d", successPolicyMatch(job, succIdx))
 		case isComplete(job, succeeded, succIdx, len(v.active)):
 			t, reason, msg = batchv1.JobSuccessCriteriaMet, batchv1.JobReasonCompletionsReached, msgCompletions
 		default:
@@ -377,6 +380,35 @@ func isComplete(job *batchv1.Job, succeeded int32, succIdx map[int]bool, active 
 		return succeeded >= *job.Spec.Completions
 	}
 	return succeeded > 0 && active == 0
+}
+
+// successPolicyMatch returns the index of the first success policy rule an indexed job
+// satisfies, or -1.
+func successPolicyMatch(job *batchv1.Job, succIdx map[int]bool) int {
+	if job.Spec.SuccessPolicy == nil || !isIndexed(job) {
+		return -1
+	}
+	completions := int(deref(job.Spec.Completions, 0))
+	for i, rule := range job.Spec.SuccessPolicy.Rules {
+		var n int
+		if rule.SucceededIndexes != nil {
+			want := parseIndexes(*rule.SucceededIndexes, completions)
+			for idx := range want {
+				if succIdx[idx] {
+					n++
+				}
+			}
+			if rule.SucceededCount == nil && n == len(want) && len(want) > 0 {
+				return i
+			}
+		} else {
+			n = len(succIdx)
+		}
+		if rule.SucceededCount != nil && int32(n) >= *rule.SucceededCount {
+			return i
+		}
+	}
+	return -1
 }
 
 // backoffWait returns how long replacements of failed pods must still wait.
