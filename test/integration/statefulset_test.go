@@ -498,3 +498,60 @@ func TestStatefulSetReplacesFailedPod(t *testing.T) {
 		return ok && p.UID != first.UID && stsReady(&p), fmt.Sprint(p.UID, p.Status.Phase)
 	})
 }
+
+// Deleted with --cascade=orphan and created again, a StatefulSet adopts its pods and its
+// revision: nothing restarts and no new revision appears.
+func TestStatefulSetAdoptsOrphans(t *testing.T) {
+	c := stsCluster(t, 100*time.Millisecond)
+	ctx := context.Background()
+	ns := "default"
+	web := stsWeb("orph", 2)
+	web.Spec.VolumeClaimTemplates = nil
+	web.Spec.Template.Spec.Containers[0].VolumeMounts = nil
+	if _, err := c.Client.AppsV1().StatefulSets(ns).Create(ctx, web, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wlEventually(t, 30*time.Second, "rollout", func() (bool, string) {
+		msg, done := stsStatus(t, c, ns, "orph")
+		return done && strings.Contains(msg, "2 new pods"), msg
+	})
+	before := stsPods(t, c, ns, "orph")
+	s0, _ := c.Client.AppsV1().StatefulSets(ns).Get(ctx, "orph", metav1.GetOptions{})
+	orphan := metav1.DeletePropagationOrphan
+	if err := c.Client.AppsV1().StatefulSets(ns).Delete(ctx, "orph", metav1.DeleteOptions{PropagationPolicy: &orphan}); err != nil {
+		t.Fatal(err)
+	}
+	wlEventually(t, 30*time.Second, "orphaned", func() (bool, string) {
+		crs, _ := c.Client.AppsV1().ControllerRevisions(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=orph"})
+		p := stsPods(t, c, ns, "orph")["orph-0"]
+		return len(crs.Items) == 1 && len(crs.Items[0].OwnerReferences) == 0 && len(p.OwnerReferences) == 0, fmt.Sprint(len(crs.Items))
+	})
+	if _, err := c.Client.AppsV1().StatefulSets(ns).Create(ctx, stsWebNoClaims("orph", 2), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wlEventually(t, 30*time.Second, "adopted", func() (bool, string) {
+		s, _ := c.Client.AppsV1().StatefulSets(ns).Get(ctx, "orph", metav1.GetOptions{})
+		crs, _ := c.Client.AppsV1().ControllerRevisions(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=orph"})
+		pods := stsPods(t, c, ns, "orph")
+		owned := 0
+		for _, p := range pods {
+			if metav1.IsControlledBy(&p, s) {
+				owned++
+			}
+		}
+		return owned == 2 && len(crs.Items) == 1 && metav1.IsControlledBy(&crs.Items[0], s) && s.Status.ReadyReplicas == 2 &&
+			s.Status.UpdateRevision == s0.Status.UpdateRevision, fmt.Sprintf("%d owned, %d revisions, %+v", owned, len(crs.Items), s.Status)
+	})
+	for name, p := range stsPods(t, c, ns, "orph") {
+		if before[name].UID != p.UID {
+			t.Errorf("%s was replaced", name)
+		}
+	}
+}
+
+func stsWebNoClaims(name string, n int32) *appsv1.StatefulSet {
+	s := stsWeb(name, n)
+	s.Spec.VolumeClaimTemplates = nil
+	s.Spec.Template.Spec.Containers[0].VolumeMounts = nil
+	return s
+}

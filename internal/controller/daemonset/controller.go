@@ -341,7 +341,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil // the garbage collector removes the pods
 	}
 
-	revs, err := c.hist.owned(ds, selector)
+	revs, err := c.hist.owned(ctx, ds, gvk, selector)
 	if err != nil {
 		return err
 	}

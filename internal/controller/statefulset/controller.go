@@ -289,7 +289,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil
 	}
 
-	revs, err := c.hist.owned(set, selector)
+	revs, err := c.hist.owned(ctx, set, gvk, selector)
 	if err != nil {
 		return err
 	}

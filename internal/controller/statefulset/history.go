@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -109,16 +110,35 @@ type history struct {
 }
 
 // owned returns the revisions in namespace that selector selects and owner controls, oldest
-// revision first.
-func (h history) owned(owner metav1.Object, selector labels.Selector) ([]*appsv1.ControllerRevision, error) {
+// revision first, adopting selected revisions that have no controller (left behind when a
+// previous owner was deleted with --cascade=orphan).
+func (h history) owned(ctx context.Context, owner metav1.Object, gvk schema.GroupVersionKind, selector labels.Selector) ([]*appsv1.ControllerRevision, error) {
 	all, err := h.lister.ControllerRevisions(owner.GetNamespace()).List(selector)
 	if err != nil {
 		return nil, err
 	}
 	var out []*appsv1.ControllerRevision
 	for _, cr := range all {
-		if ref := metav1.GetControllerOf(cr); ref != nil && ref.UID == owner.GetUID() {
+		ref := metav1.GetControllerOf(cr)
+		switch {
+		case ref != nil && ref.UID == owner.GetUID():
 			out = append(out, cr)
+		case ref == nil && cr.DeletionTimestamp == nil && owner.GetDeletionTimestamp() == nil:
+			body, err := json.Marshal(map[string]any{"metadata": map[string]any{
+				"ownerReferences": []any{controllerutil.ControllerRef(owner, gvk)},
+				"uid":             cr.UID,
+			}})
+			if err != nil {
+				return nil, err
+			}
+			adopted, err := h.client.AppsV1().ControllerRevisions(cr.Namespace).Patch(ctx, cr.Name, types.StrategicMergePatchType, body, metav1.PatchOptions{})
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, adopted)
 		}
 	}
 	sortRevisions(out)
