@@ -28,7 +28,9 @@ func volCluster(t *testing.T) (*skifftest.Cluster, string) {
 	t.Helper()
 	dir := t.TempDir()
 	c := skifftest.Start(t, skifftest.Options{
-		Controllers:    []controlplane.ComponentFactory{volume.NewFactory(volume.Config{BaseDir: dir}), scheduler.New},
+		Controllers: []controlplane.ComponentFactory{volume.NewFactory(volume.Config{BaseDir: dir,
+			// The simulated nodes' disks are this machine's: directories are made and removed here.
+			LocalNode: func(*corev1.Node) bool { return true }}), scheduler.New},
 		NodeComponents: []controlplane.ComponentFactory{simnode.NewFactory(simnode.Config{Count: 2, StartDelay: 100 * time.Millisecond})},
 	})
 	volEventually(t, 10*time.Second, "default storage class", func() (bool, string) {

@@ -97,7 +97,7 @@ func NewFactory(cfg Config) func(cc *controller.Context) (controller.Component, 
 		}
 		var rec record.EventRecorder = &record.FakeRecorder{}
 		if cc.Recorder != nil {
-			rec = cc.Recorder(Name)
+			rec = cc.Recorder("horizontal-pod-autoscaler") // the "From" Kubernetes shows
 		}
 		log := cc.Logger
 		if log == nil {
@@ -150,7 +150,7 @@ func NewController(log *slog.Logger, client kubernetes.Interface, inf informers.
 			o, ok1 := old.(*autoscalingv2.HorizontalPodAutoscaler)
 			n, ok2 := obj.(*autoscalingv2.HorizontalPodAutoscaler)
 			// Our own status writes do not need a new evaluation; spec changes do.
-			if ok1 && ok2 && o.Generation == n.Generation && o.Generation != 0 {
+			if ok1 && ok2 && equalityDeep(o.Spec, n.Spec) {
 				return
 			}
 			c.enqueue(obj)
@@ -215,6 +215,11 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		c.log.Debug("sync failed", "hpa", key, "err", err)
 	}
 	c.queue.Forget(key)
+	if ns, name, err := cache.SplitMetaNamespaceKey(key); err != nil {
+		return true
+	} else if _, err := c.lister.HorizontalPodAutoscalers(ns).Get(name); apierrors.IsNotFound(err) {
+		return true // deleted: no more periodic syncs
+	}
 	// Every autoscaler is evaluated once per sync period, failed or not.
 	c.mu.Lock()
 	now := time.Now()

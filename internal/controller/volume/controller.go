@@ -48,8 +48,9 @@ type Config struct {
 	NoDefaultClass bool
 	// LocalNode reports whether a node's disk is this machine's, where the controller can
 	// create and remove volume directories itself (default: the node named after this host,
-	// and simulated nodes, which live in this process). Directories of other nodes are
-	// created by their agent (hostPath type DirectoryOrCreate) and left behind on delete.
+	// as the server's own agent names it). Directories of other nodes are created by their
+	// agent (hostPath type DirectoryOrCreate) and left behind on delete; simulated nodes
+	// get none.
 	LocalNode func(node *corev1.Node) bool
 }
 
@@ -82,7 +83,7 @@ func NewFactory(cfg Config) func(cc *controller.Context) (controller.Component, 
 		}
 		var rec record.EventRecorder
 		if cc.Recorder != nil {
-			rec = cc.Recorder(Name)
+			rec = cc.Recorder("persistentvolume-controller") // the "From" Kubernetes shows
 		} else {
 			rec = &record.FakeRecorder{}
 		}
@@ -124,7 +125,7 @@ func NewController(log *slog.Logger, client kubernetes.Interface, inf informers.
 		host, _ := os.Hostname()
 		host = strings.ToLower(host)
 		cfg.LocalNode = func(n *corev1.Node) bool {
-			return n != nil && (n.Name == host || n.Annotations["skiff.dev/simulated"] != "")
+			return n != nil && n.Name == host
 		}
 	}
 	pvs := inf.Core().V1().PersistentVolumes()
