@@ -467,3 +467,25 @@ func restartCount(p corev1.Pod) int32 {
 	}
 	return n
 }
+
+func TestJobIndexedReplacesFailedIndex(t *testing.T) {
+	c := jobCluster(t)
+	j := createJob(t, c, newTestJob("idxfail", "1", "100ms", func(j *batchv1.Job) {
+		j.Spec.Completions, j.Spec.Parallelism = new(int32(1)), new(int32(1))
+		j.Spec.CompletionMode = new(batchv1.IndexedCompletion)
+		j.Spec.BackoffLimit = new(int32(2))
+	}))
+	got := waitJob(t, c, "idxfail", 30*time.Second, "job failed", func(j *batchv1.Job) bool { return jobCond(j, batchv1.JobFailed) != nil })
+	if got.Status.Failed != 3 || got.Status.CompletedIndexes != "" {
+		t.Errorf("status %+v", got.Status)
+	}
+	pods := jobPods(t, c, j)
+	if len(pods) != 3 {
+		t.Fatalf("%d pods, want 3", len(pods))
+	}
+	for _, p := range pods {
+		if p.Annotations[batchv1.JobCompletionIndexAnnotation] != "0" || !strings.HasPrefix(p.Name, "idxfail-0-") {
+			t.Errorf("replacement %s does not carry index 0", p.Name)
+		}
+	}
+}

@@ -309,6 +309,10 @@ func (c *Controller) updatePod(old, cur interface{}) {
 	}
 	key, job := c.jobOf(curPod)
 	if key == "" {
+		if metav1.GetControllerOf(curPod) == nil && hasFinalizer(curPod) {
+			// Released by its job (labels changed): nobody will count it.
+			c.queue.Add(podKeyPrefix + curPod.Namespace + "/" + curPod.Name)
+		}
 		return
 	}
 	if job == nil {
