@@ -30,6 +30,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/controllerutil"
+	"github.com/skiff-sh/skiff/internal/controller/history"
 )
 
 // Name is the controller's name (events' source component).
@@ -46,7 +47,7 @@ type Controller struct {
 	dsLister appslisters.DaemonSetLister
 	pods     corelisters.PodLister
 	nodes    corelisters.NodeLister
-	hist     history
+	hist     history.History
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
 	exp      *controllerutil.Expectations
@@ -79,7 +80,7 @@ func newController(cc *controller.Context) (*Controller, error) {
 		dsLister: dsInf.Lister(),
 		pods:     podInf.Lister(),
 		nodes:    nodeInf.Lister(),
-		hist:     history{client: cc.Client, lister: crInf.Lister()},
+		hist:     history.History{Client: cc.Client, Lister: crInf.Lister()},
 		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced,
 			nodeInf.Informer().HasSynced, crInf.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
@@ -341,11 +342,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil // the garbage collector removes the pods
 	}
 
-	revs, err := c.hist.owned(ctx, ds, gvk, selector)
+	revs, err := c.hist.Owned(ctx, ds, gvk, selector)
 	if err != nil {
 		return err
 	}
-	cur, collisions, err := c.hist.ensure(ctx, ds, gvk, &ds.Spec.Template, revs, ds.Status.CollisionCount)
+	cur, collisions, err := c.hist.Ensure(ctx, ds, gvk, &ds.Spec.Template, revs, ds.Status.CollisionCount)
 	if err != nil {
 		if collisions != nil && !reflect.DeepEqual(collisions, ds.Status.CollisionCount) {
 			ds.Status.CollisionCount = collisions
@@ -502,5 +503,5 @@ func (c *Controller) cleanupHistory(ctx context.Context, ds *appsv1.DaemonSet, c
 			keep[r.Name] = true
 		}
 	}
-	return c.hist.truncate(ctx, revs, keep, limit)
+	return c.hist.Truncate(ctx, revs, keep, limit)
 }

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/skiff-sh/skiff/internal/controller/history"
 )
 
 func testDS() *appsv1.DaemonSet {
@@ -271,7 +273,7 @@ func TestStatus(t *testing.T) {
 // template under spec.template with "$patch": "replace".
 func TestRevisionData(t *testing.T) {
 	ds := testDS()
-	data, err := templatePatch(&ds.Spec.Template)
+	data, err := history.TemplatePatch(&ds.Spec.Template)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,8 +287,8 @@ func TestRevisionData(t *testing.T) {
 	if string(data) != string(want) {
 		t.Fatalf("data\n got %s\nwant %s", data, want)
 	}
-	cr := newRevision(ds, gvk, &ds.Spec.Template, data, 1, nil)
-	back, err := templateOf(cr)
+	cr := history.NewRevision(ds, gvk, &ds.Spec.Template, data, 1, nil)
+	back, err := history.TemplateOf(cr)
 	if err != nil || !reflect.DeepEqual(*back, ds.Spec.Template) {
 		t.Fatalf("template round trip: %v %+v", err, back)
 	}
@@ -295,12 +297,12 @@ func TestRevisionData(t *testing.T) {
 		t.Fatalf("revision %s labels %v", cr.Name, cr.Labels)
 	}
 	one := int32(1)
-	if h := revisionHash(data, &one); h == hash {
+	if h := history.Hash(data, &one); h == hash {
 		t.Fatal("the collision count must change the hash")
 	}
 	ds.Spec.Template.Spec.Containers[0].Image = "img:v2"
-	data2, _ := templatePatch(&ds.Spec.Template)
-	if revisionHash(data2, nil) == hash || sameData(cr, data2) {
+	data2, _ := history.TemplatePatch(&ds.Spec.Template)
+	if history.Hash(data2, nil) == hash || history.SameData(cr, data2) {
 		t.Fatal("a different template must give a different revision")
 	}
 }

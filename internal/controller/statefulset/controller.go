@@ -29,6 +29,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/controllerutil"
+	"github.com/skiff-sh/skiff/internal/controller/history"
 )
 
 // Name is the controller's name (events' source component).
@@ -42,7 +43,7 @@ type Controller struct {
 	setLister appslisters.StatefulSetLister
 	pods      corelisters.PodLister
 	claims    corelisters.PersistentVolumeClaimLister
-	hist      history
+	hist      history.History
 	synced    []cache.InformerSynced
 	queue     workqueue.TypedRateLimitingInterface[string]
 	deleting  *deletions
@@ -71,7 +72,7 @@ func newController(cc *controller.Context) (*Controller, error) {
 		setLister: setInf.Lister(),
 		pods:      podInf.Lister(),
 		claims:    pvcInf.Lister(),
-		hist:      history{client: cc.Client, lister: crInf.Lister()},
+		hist:      history.History{Client: cc.Client, Lister: crInf.Lister()},
 		synced: []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced,
 			pvcInf.Informer().HasSynced, crInf.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
@@ -289,11 +290,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil
 	}
 
-	revs, err := c.hist.owned(ctx, set, gvk, selector)
+	revs, err := c.hist.Owned(ctx, set, gvk, selector)
 	if err != nil {
 		return err
 	}
-	update, collisions, err := c.hist.ensure(ctx, set, gvk, &set.Spec.Template, revs, set.Status.CollisionCount)
+	update, collisions, err := c.hist.Ensure(ctx, set, gvk, &set.Spec.Template, revs, set.Status.CollisionCount)
 	if err != nil {
 		return err
 	}
@@ -302,7 +303,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if set.Status.CurrentRevision != "" && set.Status.CurrentRevision != update.Name {
 		for _, r := range revs {
 			if r.Name == set.Status.CurrentRevision {
-				if t, err := templateOf(r); err == nil {
+				if t, err := history.TemplateOf(r); err == nil {
 					current, currentTmpl = r, t
 				}
 			}
@@ -350,5 +351,5 @@ func (c *Controller) cleanupHistory(ctx context.Context, set *appsv1.StatefulSet
 	for _, p := range pods {
 		keep[revisionOf(p)] = true
 	}
-	return c.hist.truncate(ctx, revs, keep, limit)
+	return c.hist.Truncate(ctx, revs, keep, limit)
 }

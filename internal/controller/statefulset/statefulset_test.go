@@ -18,6 +18,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-sh/skiff/internal/controller/history"
 )
 
 func testSet(replicas int32) *appsv1.StatefulSet {
@@ -73,11 +75,11 @@ func newFixture(t *testing.T, set *appsv1.StatefulSet, pods ...*corev1.Pod) *fix
 
 func mustRevision(t *testing.T, set *appsv1.StatefulSet, tmpl *corev1.PodTemplateSpec, n int64) *appsv1.ControllerRevision {
 	t.Helper()
-	data, err := templatePatch(tmpl)
+	data, err := history.TemplatePatch(tmpl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newRevision(set, gvk, tmpl, data, n, nil)
+	return history.NewRevision(set, gvk, tmpl, data, n, nil)
 }
 
 // setPod is pod <ordinal> of testSet at revision rev ("current" or "update").
@@ -335,7 +337,7 @@ func TestStatus(t *testing.T) {
 func TestTruncateHistory(t *testing.T) {
 	set := testSet(1)
 	client := fake.NewSimpleClientset()
-	h := history{client: client}
+	h := history.History{Client: client}
 	var revs []*appsv1.ControllerRevision
 	for i := 1; i <= 5; i++ {
 		tmpl := set.Spec.Template.DeepCopy()
@@ -347,7 +349,7 @@ func TestTruncateHistory(t *testing.T) {
 		revs = append(revs, cr)
 	}
 	// Keep the newest (in use) and revision 1 (a pod still runs it); limit 2 of the rest.
-	if err := h.truncate(context.Background(), revs, map[string]bool{revs[4].Name: true, revs[0].Name: true}, 2); err != nil {
+	if err := h.Truncate(context.Background(), revs, map[string]bool{revs[4].Name: true, revs[0].Name: true}, 2); err != nil {
 		t.Fatal(err)
 	}
 	l, _ := client.AppsV1().ControllerRevisions("ns").List(context.Background(), metav1.ListOptions{})

@@ -1,9 +1,9 @@
-package statefulset
-
-// ControllerRevision history, in the form kubectl's `rollout history|undo` reads: each
-// revision's data is a strategic merge patch {"spec":{"template":{...,"$patch":"replace"}}}
-// that restores the owner's pod template, its labels are the template's labels (kubectl lists
-// revisions with the owner's selector) and its annotations the owner's (change-cause).
+// Package history keeps the ControllerRevisions of DaemonSets and StatefulSets in the form
+// kubectl's `rollout history|undo` reads: each revision's data is a strategic merge patch
+// {"spec":{"template":{...,"$patch":"replace"}}} that restores the owner's pod template, its
+// labels are the template's labels (kubectl lists revisions with the owner's selector) and its
+// annotations the owner's (change-cause).
+package history
 
 import (
 	"bytes"
@@ -30,8 +30,8 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/controllerutil"
 )
 
-// templatePatch is the revision data for a pod template.
-func templatePatch(tmpl *corev1.PodTemplateSpec) ([]byte, error) {
+// TemplatePatch is the revision data for a pod template.
+func TemplatePatch(tmpl *corev1.PodTemplateSpec) ([]byte, error) {
 	b, err := json.Marshal(tmpl)
 	if err != nil {
 		return nil, err
@@ -44,9 +44,9 @@ func templatePatch(tmpl *corev1.PodTemplateSpec) ([]byte, error) {
 	return json.Marshal(map[string]any{"spec": map[string]any{"template": m}})
 }
 
-// revisionHash names a revision: a hash of its data and the owner's collision count, encoded
+// Hash names a revision: a hash of its data and the owner's collision count, encoded
 // so that it is a valid label value and name suffix.
-func revisionHash(data []byte, collisionCount *int32) string {
+func Hash(data []byte, collisionCount *int32) string {
 	h := fnv.New32a()
 	h.Write(data)
 	if collisionCount != nil {
@@ -57,8 +57,8 @@ func revisionHash(data []byte, collisionCount *int32) string {
 	return rand.SafeEncodeString(strconv.FormatUint(uint64(h.Sum32()), 10))
 }
 
-// revisionName is <owner>-<hash>, the owner's name cut so that the result stays a valid name.
-func revisionName(owner, hash string) string {
+// Name is <owner>-<hash>, the owner's name cut so that the result stays a valid name.
+func Name(owner, hash string) string {
 	if len(owner) > 223 {
 		owner = owner[:223]
 	}
@@ -73,7 +73,7 @@ func compactJSON(b []byte) []byte {
 	return buf.Bytes()
 }
 
-func rawData(cr *appsv1.ControllerRevision) []byte {
+func RawData(cr *appsv1.ControllerRevision) []byte {
 	if cr.Data.Raw != nil || cr.Data.Object == nil {
 		return cr.Data.Raw
 	}
@@ -81,20 +81,20 @@ func rawData(cr *appsv1.ControllerRevision) []byte {
 	return b
 }
 
-// sameData reports whether a revision holds data (ignoring JSON formatting).
-func sameData(cr *appsv1.ControllerRevision, data []byte) bool {
-	return bytes.Equal(compactJSON(rawData(cr)), compactJSON(data))
+// SameData reports whether a revision holds data (ignoring JSON formatting).
+func SameData(cr *appsv1.ControllerRevision, data []byte) bool {
+	return bytes.Equal(compactJSON(RawData(cr)), compactJSON(data))
 }
 
-// templateOf returns the pod template a revision stores. The data replaces the whole
+// TemplateOf returns the pod template a revision stores. The data replaces the whole
 // template, so it is the template itself (the "$patch" directive is not a field).
-func templateOf(cr *appsv1.ControllerRevision) (*corev1.PodTemplateSpec, error) {
+func TemplateOf(cr *appsv1.ControllerRevision) (*corev1.PodTemplateSpec, error) {
 	var h struct {
 		Spec struct {
 			Template *corev1.PodTemplateSpec `json:"template"`
 		} `json:"spec"`
 	}
-	if err := json.Unmarshal(rawData(cr), &h); err != nil {
+	if err := json.Unmarshal(RawData(cr), &h); err != nil {
 		return nil, err
 	}
 	if h.Spec.Template == nil {
@@ -103,17 +103,17 @@ func templateOf(cr *appsv1.ControllerRevision) (*corev1.PodTemplateSpec, error) 
 	return h.Spec.Template, nil
 }
 
-// history reads and writes an owner's ControllerRevisions.
-type history struct {
-	client kubernetes.Interface
-	lister appslisters.ControllerRevisionLister
+// History reads and writes an owner's ControllerRevisions.
+type History struct {
+	Client kubernetes.Interface
+	Lister appslisters.ControllerRevisionLister
 }
 
-// owned returns the revisions in namespace that selector selects and owner controls, oldest
+// Owned returns the revisions in namespace that selector selects and owner controls, oldest
 // revision first, adopting selected revisions that have no controller (left behind when a
 // previous owner was deleted with --cascade=orphan).
-func (h history) owned(ctx context.Context, owner metav1.Object, gvk schema.GroupVersionKind, selector labels.Selector) ([]*appsv1.ControllerRevision, error) {
-	all, err := h.lister.ControllerRevisions(owner.GetNamespace()).List(selector)
+func (h History) Owned(ctx context.Context, owner metav1.Object, gvk schema.GroupVersionKind, selector labels.Selector) ([]*appsv1.ControllerRevision, error) {
+	all, err := h.Lister.ControllerRevisions(owner.GetNamespace()).List(selector)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func (h history) owned(ctx context.Context, owner metav1.Object, gvk schema.Grou
 			if err != nil {
 				return nil, err
 			}
-			adopted, err := h.client.AppsV1().ControllerRevisions(cr.Namespace).Patch(ctx, cr.Name, types.StrategicMergePatchType, body, metav1.PatchOptions{})
+			adopted, err := h.Client.AppsV1().ControllerRevisions(cr.Namespace).Patch(ctx, cr.Name, types.StrategicMergePatchType, body, metav1.PatchOptions{})
 			if apierrors.IsNotFound(err) {
 				continue
 			}
@@ -141,11 +141,11 @@ func (h history) owned(ctx context.Context, owner metav1.Object, gvk schema.Grou
 			out = append(out, adopted)
 		}
 	}
-	sortRevisions(out)
+	Sort(out)
 	return out, nil
 }
 
-func sortRevisions(revs []*appsv1.ControllerRevision) {
+func Sort(revs []*appsv1.ControllerRevision) {
 	sort.SliceStable(revs, func(i, j int) bool {
 		if revs[i].Revision != revs[j].Revision {
 			return revs[i].Revision < revs[j].Revision
@@ -154,7 +154,7 @@ func sortRevisions(revs []*appsv1.ControllerRevision) {
 	})
 }
 
-func maxRevision(revs []*appsv1.ControllerRevision) int64 {
+func MaxRevision(revs []*appsv1.ControllerRevision) int64 {
 	var m int64
 	for _, r := range revs {
 		if r.Revision > m {
@@ -164,19 +164,19 @@ func maxRevision(revs []*appsv1.ControllerRevision) int64 {
 	return m
 }
 
-// ensure returns the revision of tmpl: an existing one with the same data (renumbered as the
+// Ensure returns the revision of tmpl: an existing one with the same data (renumbered as the
 // newest if an older one is reused, as after a rollback) or a new one. It returns the
 // collision count to record in the owner's status (raised when another object took the name).
-func (h history) ensure(ctx context.Context, owner metav1.Object, gvk schema.GroupVersionKind, tmpl *corev1.PodTemplateSpec,
+func (h History) Ensure(ctx context.Context, owner metav1.Object, gvk schema.GroupVersionKind, tmpl *corev1.PodTemplateSpec,
 	revs []*appsv1.ControllerRevision, collisionCount *int32) (*appsv1.ControllerRevision, *int32, error) {
-	data, err := templatePatch(tmpl)
+	data, err := TemplatePatch(tmpl)
 	if err != nil {
 		return nil, collisionCount, err
 	}
-	top := maxRevision(revs)
+	top := MaxRevision(revs)
 	var match *appsv1.ControllerRevision
 	for _, r := range revs {
-		if sameData(r, data) {
+		if SameData(r, data) {
 			match = r // revs is sorted: the last match has the highest revision
 		}
 	}
@@ -186,7 +186,7 @@ func (h history) ensure(ctx context.Context, owner metav1.Object, gvk schema.Gro
 		}
 		cp := match.DeepCopy()
 		cp.Revision = top + 1
-		out, err := h.client.AppsV1().ControllerRevisions(cp.Namespace).Update(ctx, cp, metav1.UpdateOptions{})
+		out, err := h.Client.AppsV1().ControllerRevisions(cp.Namespace).Update(ctx, cp, metav1.UpdateOptions{})
 		return out, collisionCount, err
 	}
 	var cc int32
@@ -194,19 +194,19 @@ func (h history) ensure(ctx context.Context, owner metav1.Object, gvk schema.Gro
 		cc = *collisionCount
 	}
 	for attempt := 0; attempt < 10; attempt++ {
-		cr := newRevision(owner, gvk, tmpl, data, top+1, &cc)
-		out, err := h.client.AppsV1().ControllerRevisions(cr.Namespace).Create(ctx, cr, metav1.CreateOptions{})
+		cr := NewRevision(owner, gvk, tmpl, data, top+1, &cc)
+		out, err := h.Client.AppsV1().ControllerRevisions(cr.Namespace).Create(ctx, cr, metav1.CreateOptions{})
 		if err == nil {
 			return out, &cc, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
 			return nil, &cc, err
 		}
-		existing, gerr := h.client.AppsV1().ControllerRevisions(cr.Namespace).Get(ctx, cr.Name, metav1.GetOptions{})
+		existing, gerr := h.Client.AppsV1().ControllerRevisions(cr.Namespace).Get(ctx, cr.Name, metav1.GetOptions{})
 		if gerr != nil {
 			return nil, &cc, gerr
 		}
-		if ref := metav1.GetControllerOf(existing); ref != nil && ref.UID == owner.GetUID() && sameData(existing, data) {
+		if ref := metav1.GetControllerOf(existing); ref != nil && ref.UID == owner.GetUID() && SameData(existing, data) {
 			// Ours, just not in the cache yet.
 			return existing, &cc, nil
 		}
@@ -215,9 +215,9 @@ func (h history) ensure(ctx context.Context, owner metav1.Object, gvk schema.Gro
 	return nil, &cc, fmt.Errorf("too many ControllerRevision name collisions for %s/%s", owner.GetNamespace(), owner.GetName())
 }
 
-// newRevision builds the revision of tmpl for owner.
-func newRevision(owner metav1.Object, gvk schema.GroupVersionKind, tmpl *corev1.PodTemplateSpec, data []byte, revision int64, collisionCount *int32) *appsv1.ControllerRevision {
-	hash := revisionHash(data, collisionCount)
+// NewRevision builds the revision of tmpl for owner.
+func NewRevision(owner metav1.Object, gvk schema.GroupVersionKind, tmpl *corev1.PodTemplateSpec, data []byte, revision int64, collisionCount *int32) *appsv1.ControllerRevision {
+	hash := Hash(data, collisionCount)
 	lbls := make(map[string]string, len(tmpl.Labels)+1)
 	for k, v := range tmpl.Labels {
 		lbls[k] = v
@@ -235,7 +235,7 @@ func newRevision(owner metav1.Object, gvk schema.GroupVersionKind, tmpl *corev1.
 	}
 	return &appsv1.ControllerRevision{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            revisionName(owner.GetName(), hash),
+			Name:            Name(owner.GetName(), hash),
 			Namespace:       owner.GetNamespace(),
 			Labels:          lbls,
 			Annotations:     ann,
@@ -246,9 +246,9 @@ func newRevision(owner metav1.Object, gvk schema.GroupVersionKind, tmpl *corev1.
 	}
 }
 
-// truncate deletes the oldest revisions beyond limit that no live pod uses and that are not
+// Truncate deletes the oldest revisions beyond limit that no live pod uses and that are not
 // in keep.
-func (h history) truncate(ctx context.Context, revs []*appsv1.ControllerRevision, keep map[string]bool, limit int32) error {
+func (h History) Truncate(ctx context.Context, revs []*appsv1.ControllerRevision, keep map[string]bool, limit int32) error {
 	var candidates []*appsv1.ControllerRevision
 	for _, r := range revs {
 		if !keep[r.Name] {
@@ -257,7 +257,7 @@ func (h history) truncate(ctx context.Context, revs []*appsv1.ControllerRevision
 	}
 	excess := len(candidates) - int(limit)
 	for i := 0; i < excess; i++ {
-		err := h.client.AppsV1().ControllerRevisions(candidates[i].Namespace).Delete(ctx, candidates[i].Name, metav1.DeleteOptions{})
+		err := h.Client.AppsV1().ControllerRevisions(candidates[i].Namespace).Delete(ctx, candidates[i].Name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
