@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -179,4 +180,94 @@ func TestHPAAndVolumesWithKubectl(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+const hvNodeManifests = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: skiff.local/web:v1
+        resources:
+          requests: {cpu: 100m}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: notes
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 64Mi
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: scribe
+spec:
+  containers:
+  - name: c
+    image: skiff.local/busybox:latest
+    command: ["sh", "-c", "echo written-by-scribe > /notes/hello && sleep 3600"]
+    volumeMounts:
+    - {name: notes, mountPath: /notes}
+  volumes:
+  - name: notes
+    persistentVolumeClaim: {claimName: notes}
+`
+
+// TestHPAAndVolumeOnRealNode runs on the node agent: the HPA reads real pod CPU from
+// metrics.k8s.io (the TARGETS column shows a percentage, not <unknown>), and a pod writes
+// into its local-path volume, which lands in the provisioned host directory.
+func TestHPAAndVolumeOnRealNode(t *testing.T) {
+	s := startNodeServer(t)
+	k := realKubectl(t, s)
+	k.stdin(hvNodeManifests, "apply", "-f", "-")
+	k.run("rollout", "status", "deploy/web", "--timeout=120s")
+	mustContain(t, k.run("autoscale", "deploy", "web", "--cpu-percent=50", "--min=1", "--max=3"),
+		"horizontalpodautoscaler.autoscaling/web autoscaled")
+
+	var pv string
+	eventually(t, 120*time.Second, func() error {
+		out := k.run("get", "pvc", "notes")
+		m := regexp.MustCompile(`notes\s+Bound\s+(pvc-[0-9a-f-]+)\s+64Mi\s+RWO\s+local-path`).FindStringSubmatch(out)
+		if m == nil {
+			return fmt.Errorf("get pvc:\n%s", out)
+		}
+		pv = m[1]
+		return nil
+	})
+	dir := k.run("get", "pv", pv, "-o", "jsonpath={.spec.hostPath.path}")
+	// The node is named e2e-node, not after this host: the server leaves the directory to
+	// the agent (DirectoryOrCreate) and does not remove it; clean up here.
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	eventually(t, 120*time.Second, func() error {
+		b, err := os.ReadFile(dir + "/hello")
+		if err != nil || strings.TrimSpace(string(b)) != "written-by-scribe" {
+			return fmt.Errorf("%s/hello: %q %v", dir, b, err)
+		}
+		return nil
+	})
+
+	// Real metrics: an idle web pod uses a few percent of its 100m request.
+	eventually(t, 120*time.Second, func() error {
+		out := k.run("get", "hpa", "web")
+		if !regexp.MustCompile(`web\s+Deployment/web\s+cpu: \d+%/50%\s+1\s+3\s+1\s+`).MatchString(out) {
+			return fmt.Errorf("get hpa:\n%s", out)
+		}
+		return nil
+	})
+	if out := k.run("describe", "hpa", "web"); !regexp.MustCompile(`ScalingActive\s+True\s+ValidMetricFound`).MatchString(out) {
+		t.Fatalf("describe hpa:\n%s", out)
+	}
 }
