@@ -10,7 +10,6 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -139,20 +138,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	go wait.Until(c.failedBackoff.GC, time.Minute, ctx.Done())
-	var wg sync.WaitGroup
-	for i := 0; i < c.workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, func(ctx context.Context) {
-				for c.next(ctx) {
-				}
-			}, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
+	controllerutil.RunWorkers(ctx, c.queue, c.workers, func(ctx context.Context) {
+		for c.next(ctx) {
+		}
+	})
 	return nil
 }
 
