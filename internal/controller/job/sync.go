@@ -86,7 +86,13 @@ func (c *Controller) classify(job *batchv1.Job, pods []*corev1.Pod, unc *batchv1
 			}
 		case p.DeletionTimestamp != nil:
 			v.terminating = append(v.terminating, p)
-			if fresh && countTerminating && job.Spec.PodFailurePolicy == nil && (!ours || failing) {
+			switch {
+			case !fresh:
+			case ours && !failing:
+				// Stopped by us (suspension, surplus, success): nothing to count, and a
+				// pod that never reaches a terminal phase must still be able to go.
+				v.release = append(v.release, p)
+			case failing || (countTerminating && job.Spec.PodFailurePolicy == nil):
 				v.newFail = append(v.newFail, p)
 			}
 		default:
@@ -319,7 +325,8 @@ func (c *Controller) syncJob(ctx context.Context, key string, job *batchv1.Job, 
 
 	// 4. Finish once nothing is left to count or stop.
 	if interim != nil && len(unc.Succeeded) == 0 && len(unc.Failed) == 0 && len(deleted) == 0 && len(v.active) == 0 && relErr == nil {
-		pending := false
+		// Wait for every pod to stop (and be counted) before the terminal condition.
+		pending := len(v.terminating) > 0
 		for _, p := range pods {
 			if v.tracked[p.UID] && !released[p.UID] {
 				pending = true
