@@ -330,3 +330,37 @@ func TestVolumeImmediateAndExternalProvisioners(t *testing.T) {
 		return ev["ProvisioningFailed"] == `storageclass.storage.k8s.io "nope" not found`, fmt.Sprint(ev)
 	})
 }
+
+// A claim created while no default class exists is still handled: it gets the default
+// class later if the API allows setting it, and otherwise binds as a classless claim.
+func TestVolumeClaimBeforeDefaultClass(t *testing.T) {
+	dir := t.TempDir()
+	c := skifftest.Start(t, skifftest.Options{
+		Controllers: []controlplane.ComponentFactory{volume.NewFactory(volume.Config{BaseDir: dir, NoDefaultClass: true}), scheduler.New},
+	})
+	ctx := context.Background()
+	ns := "default"
+	pvc, err := c.Client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, volClaim("early", nil, "1Gi"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pvc.Spec.StorageClassName != nil {
+		t.Fatalf("class %q without any default", *pvc.Spec.StorageClassName)
+	}
+	if _, err := c.Client.StorageV1().StorageClasses().Create(ctx, volume.LocalPathClass(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.CoreV1().PersistentVolumes().Create(ctx,
+		volStatic("classless", "", "1Gi", corev1.PersistentVolumeReclaimRetain, "/tmp/skiff-vol-classless"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	volEventually(t, 10*time.Second, "claim handled", func() (bool, string) {
+		got, err := c.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "early", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		retro := got.Spec.StorageClassName != nil && *got.Spec.StorageClassName == "local-path"
+		classless := got.Spec.StorageClassName == nil && got.Status.Phase == corev1.ClaimBound && got.Spec.VolumeName == "classless"
+		return retro || classless, fmt.Sprintf("class %v phase %s volume %q", got.Spec.StorageClassName, got.Status.Phase, got.Spec.VolumeName)
+	})
+}

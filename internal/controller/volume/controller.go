@@ -345,10 +345,15 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, pvc *corev1.Persisten
 			cp := pvc.DeepCopy()
 			cp.Spec.StorageClassName = &def.Name
 			_, err := c.client.CoreV1().PersistentVolumeClaims(pvc.Namespace).Update(ctx, cp, metav1.UpdateOptions{})
-			if apierrors.IsNotFound(err) {
+			switch {
+			case err == nil:
+				return nil // the update's event syncs the claim again
+			case apierrors.IsNotFound(err):
 				return nil
+			case !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err):
+				return err
 			}
-			return err // the update's event syncs the claim again
+			// An API server that keeps the class immutable: the claim stays classless.
 		}
 	}
 	className := claimClass(pvc)
