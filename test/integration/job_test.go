@@ -480,3 +480,22 @@ func TestJobIndexedReplacesFailedIndex(t *testing.T) {
 		}
 	}
 }
+
+func TestJobBackoffLimitPerIndex(t *testing.T) {
+	c := jobCluster(t)
+	j := createJob(t, c, newTestJob("perindex", "1", "100ms", func(j *batchv1.Job) {
+		j.Spec.Completions, j.Spec.Parallelism = new(int32(2)), new(int32(2))
+		j.Spec.CompletionMode = new(batchv1.IndexedCompletion)
+		j.Spec.BackoffLimitPerIndex = new(int32(1))
+	}))
+	got := waitJob(t, c, "perindex", 30*time.Second, "job failed", func(j *batchv1.Job) bool { return jobCond(j, batchv1.JobFailed) != nil })
+	if fc := jobCond(got, batchv1.JobFailed); fc.Reason != batchv1.JobReasonFailedIndexes {
+		t.Errorf("Failed condition %+v", fc)
+	}
+	if got.Status.FailedIndexes == nil || *got.Status.FailedIndexes != "0-1" || got.Status.Failed != 4 {
+		t.Errorf("status %+v", got.Status)
+	}
+	if n := len(jobPods(t, c, j)); n != 4 {
+		t.Errorf("%d pods, want two per index", n)
+	}
+}

@@ -58,17 +58,19 @@ const (
 
 // Event reasons and messages, as Kubernetes records them.
 const (
-	reasonCompleted   = "Completed"
-	reasonSuspended   = "Suspended"
-	reasonResumed     = "Resumed"
-	msgBackoffLimit   = "Job has reached the specified backoff limit"
-	msgDeadline       = "Job was active longer than specified deadline"
-	msgCompletions    = "Reached expected number of succeeded pods"
-	reasonJobSuspend  = "JobSuspended"
-	reasonJobResumed  = "JobResumed"
-	msgJobSuspended   = "Job suspended"
-	msgJobResumed     = "Job resumed"
-	msgJobCompletedEv = "Job completed"
+	reasonCompleted     = "Completed"
+	reasonSuspended     = "Suspended"
+	reasonResumed       = "Resumed"
+	msgBackoffLimit     = "Job has reached the specified backoff limit"
+	msgDeadline         = "Job was active longer than specified deadline"
+	msgCompletions      = "Reached expected number of succeeded pods"
+	msgFailedIndexes    = "Job has failed indexes"
+	msgMaxFailedIndexes = "Job has exceeded the specified maximal number of failed indexes"
+	reasonJobSuspend    = "JobSuspended"
+	reasonJobResumed    = "JobResumed"
+	msgJobSuspended     = "Job suspended"
+	msgJobResumed       = "Job resumed"
+	msgJobCompletedEv   = "Job completed"
 )
 
 var jobGVK = batchv1.SchemeGroupVersion.WithKind("Job")

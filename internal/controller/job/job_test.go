@@ -440,3 +440,34 @@ func TestSyncSuccessPolicyEndsJob(t *testing.T) {
 		t.Errorf("status %+v", got.Status)
 	}
 }
+
+func TestSyncBackoffLimitPerIndex(t *testing.T) {
+	j := testJob("pi", func(j *batchv1.Job) {
+		j.Spec.CompletionMode = new(batchv1.IndexedCompletion)
+		j.Spec.Completions, j.Spec.Parallelism = new(int32(3)), new(int32(3))
+		j.Spec.BackoffLimitPerIndex = new(int32(1))
+		j.Spec.BackoffLimit = new(int32(1 << 30))
+	})
+	// Index 0 failed twice (its second pod carries failure count 1): it is done for.
+	// Index 1 failed once: it gets a replacement that knows.
+	f0 := podOf(j, "pi-0-b", corev1.PodFailed, true)
+	f0.Annotations = map[string]string{batchv1.JobCompletionIndexAnnotation: "0", batchv1.JobIndexFailureCountAnnotation: "1"}
+	f1 := podOf(j, "pi-1-a", corev1.PodFailed, true)
+	f1.Annotations = map[string]string{batchv1.JobCompletionIndexAnnotation: "1", batchv1.JobIndexFailureCountAnnotation: "0"}
+	f := newFixture(t, j, f0, f1)
+	f.sync("ns/pi")
+	got := f.job("pi")
+	if got.Status.FailedIndexes == nil || *got.Status.FailedIndexes != "0" || got.Status.Failed != 2 {
+		t.Fatalf("status %+v", got.Status)
+	}
+	if interimCondition(got) != nil {
+		t.Fatalf("job ending early: %+v", got.Status.Conditions)
+	}
+	created := map[string]string{}
+	for _, p := range f.created() {
+		created[p.Annotations[batchv1.JobCompletionIndexAnnotation]] = p.Annotations[batchv1.JobIndexFailureCountAnnotation]
+	}
+	if len(created) != 2 || created["1"] != "1" || created["2"] != "0" {
+		t.Errorf("created index→failure count %v, want 1→1, 2→0", created)
+	}
+}

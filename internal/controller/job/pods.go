@@ -47,6 +47,15 @@ func podIndex(p *corev1.Pod) int {
 	return i
 }
 
+// podFailureCount reads the failure-count annotation of an indexed job's pod (0 if unset).
+func podFailureCount(p *corev1.Pod) int32 {
+	n, err := strconv.Atoi(p.Annotations[batchv1.JobIndexFailureCountAnnotation])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return int32(n)
+}
+
 // parseIndexes reads a completedIndexes string ("1,3-5,7") into a set; indexes at or above
 // limit are dropped.
 func parseIndexes(s string, limit int) map[int]bool {

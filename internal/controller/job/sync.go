@@ -30,7 +30,11 @@ type podView struct {
 	restarts    int32
 	lastFailure time.Time
 	byUID       map[types.UID]*corev1.Pod
-	tracked     map[types.UID]bool // pods whose finalizer is (as far as we know) still on
+	// indexFailures is, per completion index, how many of its pods failed (from the
+	// failure-count annotation of the latest); failIndex holds indexes a FailIndex rule hit.
+	indexFailures map[int]int32
+	failIndex     map[int]bool
+	tracked       map[types.UID]bool // pods whose finalizer is (as far as we know) still on
 }
 
 func (c *Controller) classify(job *batchv1.Job, pods []*corev1.Pod, unc *batchv1.UncountedTerminatedPods, failing bool) *podView {
@@ -45,7 +49,8 @@ func (c *Controller) classify(job *batchv1.Job, pods []*corev1.Pod, unc *batchv1
 	}
 	suspended := isSuspended(job)
 	countTerminating := job.Spec.PodReplacementPolicy == nil || *job.Spec.PodReplacementPolicy == batchv1.TerminatingOrFailed
-	v := &podView{byUID: map[types.UID]*corev1.Pod{}, tracked: map[types.UID]bool{}}
+	v := &podView{byUID: map[types.UID]*corev1.Pod{}, tracked: map[types.UID]bool{},
+		indexFailures: map[int]int32{}, failIndex: map[int]bool{}}
 	for _, p := range pods {
 		v.byUID[p.UID] = p
 		_, removed := c.finalizerRemoved[p.UID]
@@ -64,6 +69,9 @@ func (c *Controller) classify(job *batchv1.Job, pods []*corev1.Pod, unc *batchv1
 				if t := finishedAt(p); t.After(v.lastFailure) {
 					v.lastFailure = t
 				}
+				if i := podIndex(p); i >= 0 {
+					v.indexFailures[i] = max(v.indexFailures[i], podFailureCount(p)+1)
+				}
 			}
 			if !fresh {
 				continue
@@ -80,6 +88,11 @@ func (c *Controller) classify(job *batchv1.Job, pods []*corev1.Pod, unc *batchv1
 				v.newFail = append(v.newFail, p)
 				if v.failJob == nil {
 					v.failJob = &r
+				}
+			case batchv1.PodFailurePolicyActionFailIndex:
+				v.newFail = append(v.newFail, p)
+				if i := podIndex(p); i >= 0 {
+					v.failIndex[i] = true
 				}
 			default:
 				v.newFail = append(v.newFail, p)
@@ -158,6 +171,24 @@ func (c *Controller) syncJob(ctx context.Context, key string, job *batchv1.Job, 
 		}
 	}
 
+	// Indexes that used up their backoffLimitPerIndex (or hit a FailIndex rule).
+	var failedIdx map[int]bool
+	perIndex := indexed && job.Spec.BackoffLimitPerIndex != nil
+	if perIndex {
+		failedIdx = parseIndexes(deref(st.FailedIndexes, ""), int(deref(completions, 0)))
+		for i, n := range v.indexFailures {
+			if n > *job.Spec.BackoffLimitPerIndex && i < int(deref(completions, 0)) && !succIdx[i] {
+				failedIdx[i] = true
+			}
+		}
+		for i := range v.failIndex {
+			if i < int(deref(completions, 0)) && !succIdx[i] {
+				failedIdx[i] = true
+			}
+		}
+		st.FailedIndexes = new(formatIndexes(failedIdx))
+	}
+
 	// Has the job reached its end?
 	backoffLimit := deref(job.Spec.BackoffLimit, 6)
 	var requeue time.Duration
@@ -176,6 +207,8 @@ func (c *Controller) syncJob(ctx context.Context, key string, job *batchv1.Job, 
 		case job.Spec.Template.Spec.RestartPolicy == corev1.RestartPolicyOnFailure && v.restarts > 0 &&
 			(backoffLimit == 0 || v.restarts >= backoffLimit):
 			t, reason, msg = batchv1.JobFailureTarget, batchv1.JobReasonBackoffLimitExceeded, msgBackoffLimit
+		case perIndex && job.Spec.MaxFailedIndexes != nil && int32(len(failedIdx)) > *job.Spec.MaxFailedIndexes:
+			t, reason, msg = batchv1.JobFailureTarget, batchv1.JobReasonMaxFailedIndexesExceeded, msgMaxFailedIndexes
 		case !deadlineAt.IsZero() && !now.Before(deadlineAt):
 			t, reason, msg = batchv1.JobFailureTarget, batchv1.JobReasonDeadlineExceeded, msgDeadline
 		case successPolicyMatch(job, succIdx) >= 0:
@@ -183,6 +216,8 @@ func (c *Controller) syncJob(ctx context.Context, key string, job *batchv1.Job, 
 				fmt.Sprintf("Matched rules at index %d", successPolicyMatch(job, succIdx))
 		case isComplete(job, succeeded, succIdx, len(v.active)):
 			t, reason, msg = batchv1.JobSuccessCriteriaMet, batchv1.JobReasonCompletionsReached, msgCompletions
+		case perIndex && len(failedIdx) > 0 && len(succIdx)+len(failedIdx) >= int(deref(completions, 0)):
+			t, reason, msg = batchv1.JobFailureTarget, batchv1.JobReasonFailedIndexes, msgFailedIndexes
 		default:
 			if !deadlineAt.IsZero() {
 				requeue = deadlineAt.Sub(now)
@@ -228,7 +263,7 @@ func (c *Controller) syncJob(ctx context.Context, key string, job *batchv1.Job, 
 		if c.exp.Satisfied(key) {
 			var wait time.Duration
 			if indexed {
-				created, deleted, wait, manageErr = c.manageIndexed(ctx, key, job, v, succIdx, failed, now)
+				created, deleted, wait, manageErr = c.manageIndexed(ctx, key, job, v, succIdx, failedIdx, failed, now)
 			} else {
 				created, deleted, wait, manageErr = c.manageNonIndexed(ctx, key, job, v, succeeded, failed, now)
 			}
@@ -449,7 +484,7 @@ func (c *Controller) manageNonIndexed(ctx context.Context, key string, job *batc
 			return 0, nil, wait, nil
 		}
 		n := min(int(want-have), burst)
-		created, err := c.createPods(ctx, key, job, n, func(int) int { return -1 })
+		created, err := c.createPods(ctx, key, job, n, func(int) int { return -1 }, func(int) int32 { return -1 })
 		return created, nil, 0, err
 	case int32(len(v.active)) > want:
 		victims := append([]*corev1.Pod(nil), v.active...)
@@ -460,14 +495,14 @@ func (c *Controller) manageNonIndexed(ctx context.Context, key string, job *batc
 	return 0, nil, 0, nil
 }
 
-func (c *Controller) manageIndexed(ctx context.Context, key string, job *batchv1.Job, v *podView, succIdx map[int]bool, failed int32, now time.Time) (int, []*corev1.Pod, time.Duration, error) {
+func (c *Controller) manageIndexed(ctx context.Context, key string, job *batchv1.Job, v *podView, succIdx, failedIdx map[int]bool, failed int32, now time.Time) (int, []*corev1.Pod, time.Duration, error) {
 	completions := int(deref(job.Spec.Completions, 0))
 	parallelism := int(deref(job.Spec.Parallelism, 1))
 	byIdx := map[int][]*corev1.Pod{}
 	var extra []*corev1.Pod
 	for _, p := range v.active {
 		i := podIndex(p)
-		if i < 0 || i >= completions || succIdx[i] {
+		if i < 0 || i >= completions || succIdx[i] || failedIdx[i] {
 			extra = append(extra, p)
 			continue
 		}
@@ -491,7 +526,7 @@ func (c *Controller) manageIndexed(ctx context.Context, key string, job *batchv1
 			}
 		}
 	}
-	want := max(min(parallelism, completions-len(succIdx)), 0)
+	want := max(min(parallelism, completions-len(succIdx)-len(failedIdx)), 0)
 	activeIdx := make([]int, 0, len(byIdx))
 	for i := range byIdx {
 		activeIdx = append(activeIdx, i)
@@ -517,7 +552,7 @@ func (c *Controller) manageIndexed(ctx context.Context, key string, job *batchv1
 	}
 	var missing []int
 	for i := 0; i < completions && len(missing) < min(need, burst); i++ {
-		if !succIdx[i] && !busy[i] {
+		if !succIdx[i] && !failedIdx[i] && !busy[i] {
 			missing = append(missing, i)
 		}
 	}
@@ -527,12 +562,17 @@ func (c *Controller) manageIndexed(ctx context.Context, key string, job *batchv1
 	if wait := c.backoffWait(v, failed, now); wait > 0 {
 		return 0, deleted, wait, nil
 	}
-	created, err := c.createPods(ctx, key, job, len(missing), func(n int) int { return missing[n] })
+	failures := func(i int) int32 { return -1 }
+	if job.Spec.BackoffLimitPerIndex != nil {
+		failures = func(i int) int32 { return v.indexFailures[i] }
+	}
+	created, err := c.createPods(ctx, key, job, len(missing), func(n int) int { return missing[n] }, failures)
 	return created, deleted, 0, err
 }
 
-// newPod builds the pod of a job (for a completion index, or -1).
-func newPod(job *batchv1.Job, index int) (*corev1.Pod, error) {
+// newPod builds the pod of a job (for a completion index, or -1), recording how many pods
+// of its index failed before (unless failures < 0).
+func newPod(job *batchv1.Job, index int, failures int32) (*corev1.Pod, error) {
 	tmpl := job.Spec.Template.DeepCopy()
 	prefix := job.Name
 	if index >= 0 {
@@ -541,6 +581,9 @@ func newPod(job *batchv1.Job, index int) (*corev1.Pod, error) {
 			tmpl.Annotations = map[string]string{}
 		}
 		tmpl.Annotations[batchv1.JobCompletionIndexAnnotation] = idx
+		if failures >= 0 {
+			tmpl.Annotations[batchv1.JobIndexFailureCountAnnotation] = strconv.Itoa(int(failures))
+		}
 		if tmpl.Labels == nil {
 			tmpl.Labels = map[string]string{}
 		}
@@ -576,7 +619,7 @@ func newPod(job *batchv1.Job, index int) (*corev1.Pod, error) {
 }
 
 // createPods creates n pods, the i-th for completion index indexOf(i), in slow-start batches.
-func (c *Controller) createPods(ctx context.Context, key string, job *batchv1.Job, n int, indexOf func(int) int) (int, error) {
+func (c *Controller) createPods(ctx context.Context, key string, job *batchv1.Job, n int, indexOf func(int) int, failuresOf func(int) int32) (int, error) {
 	c.exp.ExpectCreations(key, n)
 	var mu sync.Mutex
 	next := 0
@@ -585,7 +628,8 @@ func (c *Controller) createPods(ctx context.Context, key string, job *batchv1.Jo
 		i := next
 		next++
 		mu.Unlock()
-		pod, err := newPod(job, indexOf(i))
+		idx := indexOf(i)
+		pod, err := newPod(job, idx, failuresOf(idx))
 		if err != nil {
 			return err
 		}
