@@ -56,6 +56,15 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.dnsPort, "cluster-dns-port", 53, "port the cluster DNS server listens on at the node IP (the kube-dns service forwards to it)")
 }
 
+// nodeName is the name of this machine's Node: --node-name, or the hostname in lower case.
+func (o *nodeOptions) nodeName() string {
+	if o.agent.NodeName != "" {
+		return o.agent.NodeName
+	}
+	h, _ := os.Hostname()
+	return strings.ToLower(h)
+}
+
 func (o *nodeOptions) disabled(name string) bool {
 	for _, d := range o.disable {
 		if strings.TrimSpace(d) == name {
@@ -82,13 +91,7 @@ func (o *nodeOptions) factories(dataDir string, joined bool) ([]controlplane.Com
 		}
 	}
 	cfg := o.agent
-	if cfg.NodeName == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, nil, err
-		}
-		cfg.NodeName = strings.ToLower(h)
-	}
+	cfg.NodeName = o.nodeName()
 	if cfg.NodeIP == "" {
 		cfg.NodeIP = agent.DefaultNodeIP()
 	}

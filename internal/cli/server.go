@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,6 +50,8 @@ written to <data-dir>/kubeconfig.yaml (or --write-kubeconfig).`,
 			// The simulated kubelet always runs, so that nodes added later with
 			// `skiff simnodes add` are kept alive too.
 			cfg.NodeComponents = append(cfg.NodeComponents, simnode.NewFactory(sim))
+			cfg.ControllerOptions.LocalStorageDir = filepath.Join(cfg.DataDir, "storage")
+			cfg.ControllerOptions.LocalNodeName = node.nodeName()
 			nodeFactories, gatherers, err := node.factories(cfg.DataDir, false)
 			if err != nil {
 				return err

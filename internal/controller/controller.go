@@ -45,9 +45,10 @@ type Context struct {
 type Options struct {
 	// NodeMonitorGracePeriod: a node whose lease is older is marked unknown (default 40s).
 	NodeMonitorGracePeriod time.Duration
-	// PodEvictionTimeout is unused by taint-based eviction; kept for symmetry with
-	// kube-controller-manager.
-	Workers int // workers per controller (default 5)
+	Workers                int // workers per controller (default 5)
+	// LocalStorageDir holds local-path volumes of this machine's node (default
+	// /var/lib/skiff/storage); LocalNodeName names that node (default: the hostname).
+	LocalStorageDir, LocalNodeName string
 }
 
 // Workers returns the configured worker count or the default.

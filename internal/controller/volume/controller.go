@@ -91,6 +91,13 @@ func NewFactory(cfg Config) func(cc *controller.Context) (controller.Component, 
 		if log == nil {
 			log = slog.Default()
 		}
+		cfg := cfg
+		if cfg.BaseDir == "" {
+			cfg.BaseDir = cc.Options.LocalStorageDir
+		}
+		if name := cc.Options.LocalNodeName; cfg.LocalNode == nil && name != "" {
+			cfg.LocalNode = func(n *corev1.Node) bool { return n != nil && n.Name == name }
+		}
 		return NewController(log, cc.Client, cc.Informers, rec, cfg), nil
 	}
 }
