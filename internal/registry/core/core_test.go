@@ -258,6 +258,24 @@ func TestPersistentVolumeClaims(t *testing.T) {
 	expectErrors(t, r.ValidateUpdate(changed, pvc),
 		"spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims...")
 
+	// An unbound claim without a class may get one (retroactive default class); a bound one
+	// or one that has a class may not change it.
+	classed := pvc.DeepCopy()
+	local := "local-path"
+	classed.Spec.StorageClassName = &local
+	expectErrors(t, r.ValidateUpdate(classed, pvc))
+	other := "other"
+	reclassed := classed.DeepCopy()
+	reclassed.Spec.StorageClassName = &other
+	expectErrors(t, r.ValidateUpdate(reclassed, classed),
+		"spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims...")
+	boundNoClass := pvc.DeepCopy()
+	boundNoClass.Spec.VolumeName = "pv0"
+	boundClassed := boundNoClass.DeepCopy()
+	boundClassed.Spec.StorageClassName = &local
+	expectErrors(t, r.ValidateUpdate(boundClassed, boundNoClass),
+		"spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims...")
+
 	// A bound claim may grow.
 	bound := pvc.DeepCopy()
 	bound.Spec.VolumeName = "pv1"

@@ -134,6 +134,10 @@ func validatePVCUpdate(pvc, old *corev1.PersistentVolumeClaim) field.ErrorList {
 	} else if oldAnn != newAnn {
 		errs = append(errs, field.Forbidden(field.NewPath("metadata", "annotations").Key(corev1.BetaStorageClassAnnotation), "field is immutable"))
 	}
+	// An unbound claim without a class may get one later (retroactive default StorageClass).
+	if !hasOldAnn && oldSpec.StorageClassName == nil && newSpec.StorageClassName != nil && old.Spec.VolumeName == "" {
+		oldSpec.StorageClassName = newSpec.StorageClassName
+	}
 	// Bound claims may be expanded and change their volume attributes class.
 	if pvc.Status.Phase == corev1.ClaimBound {
 		if newSpec.Resources.Requests != nil {
