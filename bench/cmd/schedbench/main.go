@@ -12,6 +12,7 @@
 //
 // With -profile DIR it also saves, for each scheduling run, a CPU profile of the skiff process
 // taken over the first -profile-seconds of the creates (DIR/sched-<nodes>.cpu.pprof, read with
+// `go tool pprof -top bin/skiff FILE`; allocations over the same window in .allocs.pprof,
 // `go tool pprof -top bin/skiff FILE`) and its goroutines a few seconds in
 // (DIR/sched-<nodes>.goroutines.txt), through the API server's /debug/pprof handlers, and
 // the API server's /metrics after the run (DIR/sched-<nodes>.metrics.txt: requests by verb).
@@ -253,10 +254,14 @@ func profile(ctx context.Context, cs *kubernetes.Clientset, name string) <-chan 
 		must(os.WriteFile(filepath.Join(profileDir, file), data, 0o644))
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		save(name+".cpu.pprof", "/debug/pprof/profile", map[string]string{"seconds": strconv.Itoa(profileSeconds)})
+	}()
+	go func() {
+		defer wg.Done()
+		save(name+".allocs.pprof", "/debug/pprof/allocs", map[string]string{"seconds": strconv.Itoa(profileSeconds)})
 	}()
 	go func() {
 		defer wg.Done()

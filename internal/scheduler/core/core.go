@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -154,7 +155,15 @@ func (a *Algorithm) findNodesThatPassFilters(ctx context.Context, fwk *runtime.F
 		return out, nil
 	}
 	feasible := make([]*framework.NodeInfo, want)
-	statuses := make([]*framework.Status, n)
+	// Rejections are collected as they come (most nodes usually pass, and a slice of n
+	// statuses per cycle was a large share of the scheduler's garbage), then put in node
+	// order, so the diagnosis does not depend on which goroutine filtered what.
+	type rejection struct {
+		i  int
+		st *framework.Status
+	}
+	var mu sync.Mutex
+	var rejected []rejection
 	var found atomic.Int32
 	var stop atomic.Bool
 	var firstErr atomic.Pointer[framework.Status]
@@ -185,18 +194,18 @@ func (a *Algorithm) findNodesThatPassFilters(ctx context.Context, fwk *runtime.F
 			cancel()
 			return
 		}
-		statuses[i] = st
+		mu.Lock()
+		rejected = append(rejected, rejection{i, st})
+		mu.Unlock()
 	})
 	if st := firstErr.Load(); st != nil {
 		return nil, st.AsError()
 	}
-	processed := int(found.Load())
-	for i, st := range statuses {
-		if st != nil {
-			processed++
-			diag.NodeToStatus.Set(nodes[(start+i)%n].Node().Name, st)
-			diag.AddPluginStatus(st)
-		}
+	slices.SortFunc(rejected, func(a, b rejection) int { return a.i - b.i })
+	processed := int(found.Load()) + len(rejected)
+	for _, r := range rejected {
+		diag.NodeToStatus.Set(nodes[(start+r.i)%n].Node().Name, r.st)
+		diag.AddPluginStatus(r.st)
 	}
 	a.advance(processed, n)
 	return feasible[:found.Load()], nil

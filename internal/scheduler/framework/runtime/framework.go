@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -347,18 +348,16 @@ func (f *Framework) RunPreScorePlugins(ctx context.Context, state *framework.Cyc
 	return nil
 }
 
-// PluginScore is one plugin's weighted score for a node.
-type PluginScore struct {
-	Name  string
-	Score int64
-}
-
-// NodePluginScores is a node's weighted scores and their total.
+// NodePluginScores is a node's total weighted score.
 type NodePluginScores struct {
 	Name       string
-	Scores     []PluginScore
 	TotalScore int64
 }
+
+// rawScores recycles the per-plugin score lists of RunScorePlugins: a cycle scores hundreds
+// of nodes with every plugin, and allocating them afresh each time made scoring the largest
+// source of garbage in the whole control plane.
+var rawScores = sync.Pool{New: func() any { return new([]framework.NodeScore) }}
 
 // RunScorePlugins scores every node with every plugin (in parallel over nodes), lets each
 // plugin normalize its scores, checks they are in range and applies the weights.
@@ -369,18 +368,20 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *framework.CycleS
 			plugins = append(plugins, p)
 		}
 	}
-	// One backing array each for the per-node score lists and the plugins' raw scores:
-	// a cycle scores hundreds of nodes.
 	out := make([]NodePluginScores, len(nodes))
-	all := make([]PluginScore, len(nodes)*len(plugins))
 	for i, n := range nodes {
-		out[i] = NodePluginScores{Name: n.Node().Name, Scores: all[i*len(plugins) : (i+1)*len(plugins) : (i+1)*len(plugins)]}
+		out[i].Name = n.Node().Name
 	}
 	if len(plugins) == 0 {
 		return out, nil
 	}
+	buf := rawScores.Get().(*[]framework.NodeScore)
+	defer rawScores.Put(buf)
+	if need := len(nodes) * len(plugins); cap(*buf) < need {
+		*buf = make([]framework.NodeScore, need)
+	}
+	rawAll := (*buf)[:len(nodes)*len(plugins)]
 	raw := make([]framework.NodeScoreList, len(plugins))
-	rawAll := make([]framework.NodeScore, len(nodes)*len(plugins))
 	for j := range plugins {
 		raw[j] = rawAll[j*len(nodes) : (j+1)*len(nodes) : (j+1)*len(nodes)]
 	}
@@ -418,9 +419,7 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *framework.CycleS
 			if s < framework.MinNodeScore || s > framework.MaxNodeScore {
 				return nil, framework.AsStatus(fmt.Errorf("plugin %q returns an invalid score %v, it should in the range of [%v, %v] after normalizing", p.Name(), s, framework.MinNodeScore, framework.MaxNodeScore))
 			}
-			ws := s * w
-			out[i].Scores[j] = PluginScore{Name: p.Name(), Score: ws}
-			out[i].TotalScore += ws
+			out[i].TotalScore += s * w
 		}
 	}
 	return out, nil
