@@ -180,7 +180,9 @@ func TestInformerSeesEveryChange(t *testing.T) {
 	c := skifftest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := informers.NewSharedInformerFactoryWithOptions(c.Client, 0, informers.WithNamespace("default"))
+	// The root CA publisher adds kube-root-ca.crt to the namespace at its own pace.
+	f := informers.NewSharedInformerFactoryWithOptions(c.Client, 0, informers.WithNamespace("default"),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name!=kube-root-ca.crt" }))
 	inf := f.Core().V1().ConfigMaps().Informer()
 	var mu sync.Mutex
 	adds, updates, deletes := 0, 0, 0
