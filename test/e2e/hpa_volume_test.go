@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -124,7 +125,7 @@ func TestHPAAndVolumesWithKubectl(t *testing.T) {
 	}
 	node := k.run("get", "pod", "writer", "-o", "jsonpath={.spec.nodeName}")
 	mustContain(t, k.run("get", "pv", pv, "-o", "jsonpath={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]} {.spec.hostPath.path}"),
-		node+" /var/lib/skiff/storage/"+pv)
+		node+" "+filepath.Join(s.dataDir, "storage", pv))
 	mustContain(t, k.run("describe", "pvc", "data"), "ProvisioningSucceeded", "Successfully provisioned volume "+pv)
 
 	// Deleting pod and claim deletes the volume (reclaim policy Delete).
