@@ -26,8 +26,8 @@ import (
 	"github.com/skiff-sh/skiff/internal/proxy"
 )
 
-// nodeOptions are the flags of the node's own components (agent, and with it the
-// streaming server) shared by `skiff server`.
+// nodeOptions are the flags of a node's own components (the agent with its HTTPS server, pod
+// routes, service proxy, cluster DNS, ingress), shared by `skiff server` and `skiff agent`.
 type nodeOptions struct {
 	disableAgent bool
 	disable      []string
@@ -74,9 +74,9 @@ func (o *nodeOptions) disabled(name string) bool {
 	return false
 }
 
-// factories returns the node components `skiff server` runs beside the control plane: the
-// agent, the service proxy, cluster DNS and the ingress controller (these only with the
-// agent: they serve a real node), and the gatherers of their metrics.
+// factories returns a node's components: the agent, pod routes, the service proxy, cluster
+// DNS and the ingress controller (none of them with --disable-agent: they serve a real node),
+// and the gatherers of their metrics.
 // On a joined node (joined), the agent serves a self-signed certificate and the node is no
 // control-plane node.
 func (o *nodeOptions) factories(dataDir string, joined bool) ([]controlplane.ComponentFactory, prometheus.Gatherers, error) {
