@@ -3,8 +3,9 @@
 // (Running and Ready after a short delay with an IP from the node's podCIDR, graceful
 // deletion, and scripted container exits). Nothing runs: no containers, no network.
 //
-// It is built to be cheap in bulk. Every node and pod is a key in one rate-limited workqueue
-// whose delaying heap is the only timer; a few workers do the writes. Thousands of nodes
+// It is built to be cheap in bulk. Every node and pod is a key in a rate-limited workqueue
+// whose delaying heap is the only timer — one queue for pods, one for leases and node status,
+// so that a burst of pods never holds lease renewals up — and a few workers do the writes. Thousands of nodes
 // cost a lease update each per renew interval, spread evenly, and nothing else while idle.
 //
 // Simulated nodes carry the annotation skiff.dev/simulated=<owner>. A manager touches only
@@ -78,8 +79,11 @@ type Config struct {
 	// lease). Renewals are spread evenly over the interval.
 	RenewInterval time.Duration
 
-	// Workers write to the API (default 4).
+	// Workers write pod status to the API (default 4).
 	Workers int
+	// LeaseWorkers renew leases and repair node status, apart from the pod workers (default
+	// one per 500 nodes, at least 4: thousands of nodes renew hundreds of leases a second).
+	LeaseWorkers int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -128,6 +132,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 4
+	}
+	if c.LeaseWorkers <= 0 {
+		c.LeaseWorkers = max(4, c.Count/500)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -86,8 +86,12 @@ type Manager struct {
 
 	nodeInf cache.SharedIndexInformer
 	podInf  cache.SharedIndexInformer
-	queue   workqueue.TypedRateLimitingInterface[key]
-	indices *indexAllocator
+	// queue holds pods; nodeQueue leases and node status, with workers of their own, so that
+	// a burst of pods never delays lease renewals (a kubelet's lease loop does not wait for
+	// its pod workers either) until nodes go NotReady.
+	queue     workqueue.TypedRateLimitingInterface[key]
+	nodeQueue workqueue.TypedRateLimitingInterface[key]
+	indices   *indexAllocator
 
 	mu    sync.Mutex
 	nodes map[string]*simNode
@@ -119,6 +123,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[key](50*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[key]{Name: "simnode"}),
+		nodeQueue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[key](50*time.Millisecond, 30*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[key]{Name: "simnode-nodes"}),
 		indices: newIndexAllocator(hostBitsFor(cfg.Pods.Value())),
 		nodes:   map[string]*simNode{},
 		pods:    map[string]*podSim{},
@@ -163,18 +170,23 @@ func (m *Manager) Name() string { return "simnode" }
 // Run registers the configured nodes and simulates until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
 	defer m.queue.ShutDown()
+	defer m.nodeQueue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), m.nodeInf.HasSynced, m.podInf.HasSynced) {
 		return ctx.Err()
 	}
 	var wg sync.WaitGroup
-	for i := 0; i < m.cfg.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m.processNext(ctx) {
-			}
-		}()
+	work := func(q workqueue.TypedRateLimitingInterface[key], n int) {
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for m.processNext(ctx, q) {
+				}
+			}()
+		}
 	}
+	work(m.queue, m.cfg.Workers)
+	work(m.nodeQueue, m.cfg.LeaseWorkers)
 	names := make([]string, 0, m.cfg.Count)
 	for i := 0; i < m.cfg.Count; i++ {
 		names = append(names, m.cfg.Prefix+strconv.Itoa(i))
@@ -184,6 +196,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	m.queue.ShutDown()
+	m.nodeQueue.ShutDown()
 	wg.Wait()
 	return nil
 }
@@ -325,18 +338,18 @@ func (m *Manager) adopt(n *corev1.Node, l *coordinationv1.Lease) {
 	switch {
 	case !known && l != nil:
 		// Just registered with a fresh lease: renew on the regular schedule.
-		m.queue.AddAfter(key{kind: kindLease, name: n.Name}, m.jitter(m.cfg.RenewInterval))
+		m.nodeQueue.AddAfter(key{kind: kindLease, name: n.Name}, m.jitter(m.cfg.RenewInterval))
 	case !known && m.now().Sub(n.CreationTimestamp.Time) < m.cfg.RenewInterval/2:
 		// Registered just now (by this manager or Add): its lease is fresh.
-		m.queue.AddAfter(key{kind: kindLease, name: n.Name}, m.jitter(m.cfg.RenewInterval))
+		m.nodeQueue.AddAfter(key{kind: kindLease, name: n.Name}, m.jitter(m.cfg.RenewInterval))
 	case !known:
 		// Adopted after a restart: renew soon, spread out.
-		m.queue.AddAfter(key{kind: kindLease, name: n.Name}, m.jitter(m.cfg.RenewInterval/4))
+		m.nodeQueue.AddAfter(key{kind: kindLease, name: n.Name}, m.jitter(m.cfg.RenewInterval/4))
 	case wasPaused:
-		m.queue.Add(key{kind: kindLease, name: n.Name})
+		m.nodeQueue.Add(key{kind: kindLease, name: n.Name})
 	}
 	if !nodeHealthy(n) {
-		m.queue.Add(key{kind: kindNode, name: n.Name})
+		m.nodeQueue.Add(key{kind: kindNode, name: n.Name})
 	}
 	if !known || wasPaused {
 		pods, _ := m.podInf.GetIndexer().ByIndex(NodeNameIndex, n.Name)
@@ -362,7 +375,7 @@ func (m *Manager) forgetNode(name string) {
 	m.mu.Unlock()
 	if ok {
 		// The lease goes with the node.
-		m.queue.Add(key{kind: kindLease, name: name})
+		m.nodeQueue.Add(key{kind: kindLease, name: name})
 	}
 }
 
@@ -413,12 +426,12 @@ func (m *Manager) forgetPod(p *corev1.Pod) {
 // ---------------------------------------------------------------------------------------
 // Work
 
-func (m *Manager) processNext(ctx context.Context) bool {
-	k, quit := m.queue.Get()
+func (m *Manager) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[key]) bool {
+	k, quit := q.Get()
 	if quit {
 		return false
 	}
-	defer m.queue.Done(k)
+	defer q.Done(k)
 	var err error
 	switch k.kind {
 	case kindPod:
@@ -432,10 +445,10 @@ func (m *Manager) processNext(ctx context.Context) bool {
 		if ctx.Err() == nil {
 			m.log.Debug("simnode sync failed; retrying", "kind", k.kind, "namespace", k.namespace, "name", k.name, "err", err)
 		}
-		m.queue.AddRateLimited(k)
+		q.AddRateLimited(k)
 		return true
 	}
-	m.queue.Forget(k)
+	q.Forget(k)
 	return true
 }
 
@@ -492,7 +505,7 @@ func (m *Manager) syncLease(ctx context.Context, name string) error {
 		return err
 	}
 	m.setLease(name, out)
-	m.queue.AddAfter(key{kind: kindLease, name: name}, m.cfg.RenewInterval)
+	m.nodeQueue.AddAfter(key{kind: kindLease, name: name}, m.cfg.RenewInterval)
 	return nil
 }
 

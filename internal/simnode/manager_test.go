@@ -2,6 +2,7 @@ package simnode
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -214,4 +216,81 @@ func TestAddPicksFreeNames(t *testing.T) {
 	if _, err := cs.CoordinationV1().Leases(NodeLeaseNamespace).Get(ctx, "n-4", metav1.GetOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Pod status writes that take long (a busy API server) do not hold lease renewals up: nodes
+// would otherwise go NotReady in the middle of a burst of pods.
+func TestLeasesRenewWhilePodWritesStall(t *testing.T) {
+	cs := fake.NewClientset()
+	slow := &stallingClient{Clientset: cs, stalled: make(chan struct{}, 1), release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	factory := informers.NewSharedInformerFactory(cs, 0)
+	m, err := New(slow, factory, Config{Count: 2, Workers: 1, StartDelay: time.Millisecond,
+		LeaseDuration: 2 * time.Second, RenewInterval: 100 * time.Millisecond, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	done := make(chan struct{})
+	go func() { _ = m.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		close(slow.release) // the pod worker is stuck until then
+		cancel()
+		<-done
+		factory.Shutdown()
+	})
+	eventually(t, 5*time.Second, "nodes", func() bool { return len(m.Nodes()) == 2 })
+	for i := range 5 {
+		bindPod(t, cs, fmt.Sprint("p", i), "sim-0", corev1.RestartPolicyAlways, nil)
+	}
+	select {
+	case <-slow.stalled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pod status write")
+	}
+	renewed := func(name string) time.Time {
+		l, err := cs.CoordinationV1().Leases(NodeLeaseNamespace).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil || l.Spec.RenewTime == nil {
+			return time.Time{}
+		}
+		return l.Spec.RenewTime.Time
+	}
+	since := time.Now()
+	eventually(t, 5*time.Second, "leases renewed while pod writes are stuck", func() bool {
+		return renewed("sim-0").After(since) && renewed("sim-1").After(since)
+	})
+}
+
+// stallingClient blocks every pod status write until release is closed.
+type stallingClient struct {
+	*fake.Clientset
+	stalled chan struct{}
+	release chan struct{}
+}
+
+func (c *stallingClient) CoreV1() typedcorev1.CoreV1Interface {
+	return stallingCore{c.Clientset.CoreV1(), c}
+}
+
+type stallingCore struct {
+	typedcorev1.CoreV1Interface
+	c *stallingClient
+}
+
+func (s stallingCore) Pods(ns string) typedcorev1.PodInterface {
+	return stallingPods{s.CoreV1Interface.Pods(ns), s.c}
+}
+
+type stallingPods struct {
+	typedcorev1.PodInterface
+	c *stallingClient
+}
+
+func (p stallingPods) UpdateStatus(ctx context.Context, pod *corev1.Pod, opts metav1.UpdateOptions) (*corev1.Pod, error) {
+	select {
+	case p.c.stalled <- struct{}{}:
+	default:
+	}
+	<-p.c.release
+	return p.PodInterface.UpdateStatus(ctx, pod, opts)
 }
