@@ -167,6 +167,10 @@ func (a *Algorithm) findNodesThatPassFilters(ctx context.Context, fwk *runtime.F
 	var found atomic.Int32
 	var stop atomic.Bool
 	var firstErr atomic.Pointer[framework.Status]
+	filter := fwk.RunFilterPlugins
+	if fwk.HasNominatedPods() {
+		filter = fwk.RunFilterPluginsWithNominatedPods
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	fwk.Parallelizer().Until(ctx, n, func(i int) {
@@ -174,7 +178,7 @@ func (a *Algorithm) findNodesThatPassFilters(ctx context.Context, fwk *runtime.F
 			return
 		}
 		ni := nodes[(start+i)%n]
-		st := fwk.RunFilterPluginsWithNominatedPods(ctx, state, pod, ni)
+		st := filter(ctx, state, pod, ni)
 		if st.IsSuccess() {
 			k := found.Add(1)
 			if int(k) > want {

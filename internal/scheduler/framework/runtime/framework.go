@@ -137,6 +137,18 @@ func (f *Framework) EventsToRegister() map[string][]framework.ClusterEvent { ret
 // HasFilterPlugins reports whether any Filter plugin is configured.
 func (f *Framework) HasFilterPlugins() bool { return len(f.filter) > 0 }
 
+// HasNominatedPods reports whether any pod is nominated to any node right now; when none
+// is, a cycle filters with RunFilterPlugins instead of asking the nominator about every node.
+func (f *Framework) HasNominatedPods() bool {
+	if f.opts.Nominator == nil {
+		return false
+	}
+	if c, ok := f.opts.Nominator.(interface{ NumNominatedPods() int }); ok {
+		return c.NumNominatedPods() > 0
+	}
+	return true
+}
+
 // HasPostFilterPlugins reports whether any PostFilter plugin is configured.
 func (f *Framework) HasPostFilterPlugins() bool { return len(f.postFilter) > 0 }
 
