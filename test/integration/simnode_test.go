@@ -136,11 +136,16 @@ func TestSimNodesRenewLeases(t *testing.T) {
 	c := simCluster(t, simnode.Config{Count: 5, LeaseDuration: 2 * time.Second, RenewInterval: 300 * time.Millisecond}, skifftest.Options{})
 	simReadyNodes(t, c, 5)
 	ctx := context.Background()
-	l, err := c.Client.CoordinationV1().Leases("kube-node-lease").Get(ctx, "sim-4", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := l.Spec.RenewTime.Time
+	// Leases have their own queue: a node may be Ready a moment before its lease exists.
+	var first time.Time
+	simEventually(t, 10*time.Second, "lease", func() (bool, string) {
+		l, err := c.Client.CoordinationV1().Leases("kube-node-lease").Get(ctx, "sim-4", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		first = l.Spec.RenewTime.Time
+		return true, ""
+	})
 	simEventually(t, 10*time.Second, "renewal", func() (bool, string) {
 		l, err := c.Client.CoordinationV1().Leases("kube-node-lease").Get(ctx, "sim-4", metav1.GetOptions{})
 		if err != nil {
