@@ -55,69 +55,70 @@ func (s *Server) admitCreate(ctx context.Context, ep *endpoint, obj runtime.Obje
 }
 
 // defaultStorageClass gives a claim that names no class (nil, not "") the default
-// StorageClass, the newest when several claim it (Kubernetes' DefaultStorageClass
-// admission). The beta storage-class annotation counts as a class.
+// StorageClass (Kubernetes' DefaultStorageClass admission). The beta storage-class
+// annotation counts as a class.
 func (s *Server) defaultStorageClass(ctx context.Context, pvc *corev1.PersistentVolumeClaim) {
 	if pvc.Spec.StorageClassName != nil || pvc.Annotations["volume.beta.kubernetes.io/storage-class"] != "" {
 		return
 	}
-	ep := s.endpoints[gvrKey("storage.k8s.io", "v1", "storageclasses")]
-	if ep == nil {
-		return
-	}
 	var list storagev1.StorageClassList
-	if err := ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: "0", Recursive: true,
-		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, &list); err != nil {
-		return
-	}
-	var chosen *storagev1.StorageClass
-	for i := range list.Items {
-		c := &list.Items[i]
-		if c.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" {
-			continue
-		}
-		if chosen == nil || c.CreationTimestamp.After(chosen.CreationTimestamp.Time) ||
-			(c.CreationTimestamp.Equal(&chosen.CreationTimestamp) && c.Name < chosen.Name) {
-			chosen = c
-		}
-	}
-	if chosen != nil {
-		name := chosen.Name
+	if name, ok := s.defaultClass(ctx, "storage.k8s.io", "storageclasses", &list,
+		"storageclass.kubernetes.io/is-default-class", func(yield func(metav1.Object)) {
+			for i := range list.Items {
+				yield(&list.Items[i])
+			}
+		}); ok {
 		pvc.Spec.StorageClassName = &name
 	}
 }
 
-// defaultIngressClass gives an Ingress without a class the default IngressClass, the newest
-// when several claim it (Kubernetes' DefaultIngressClass admission). The legacy
-// kubernetes.io/ingress.class annotation counts as a class.
+// defaultIngressClass gives an Ingress without a class the default IngressClass
+// (Kubernetes' DefaultIngressClass admission). The legacy kubernetes.io/ingress.class
+// annotation counts as a class.
 func (s *Server) defaultIngressClass(ctx context.Context, ing *networkingv1.Ingress) {
 	if ing.Spec.IngressClassName != nil || ing.Annotations["kubernetes.io/ingress.class"] != "" {
 		return
 	}
-	ep := s.endpoints[gvrKey("networking.k8s.io", "v1", "ingressclasses")]
-	if ep == nil {
-		return
-	}
 	var list networkingv1.IngressClassList
-	if err := ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: "0", Recursive: true,
-		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, &list); err != nil {
-		return
-	}
-	var chosen *networkingv1.IngressClass
-	for i := range list.Items {
-		c := &list.Items[i]
-		if c.Annotations[networkingv1.AnnotationIsDefaultIngressClass] != "true" {
-			continue
-		}
-		if chosen == nil || c.CreationTimestamp.After(chosen.CreationTimestamp.Time) ||
-			(c.CreationTimestamp.Equal(&chosen.CreationTimestamp) && c.Name < chosen.Name) {
-			chosen = c
-		}
-	}
-	if chosen != nil {
-		name := chosen.Name
+	if name, ok := s.defaultClass(ctx, "networking.k8s.io", "ingressclasses", &list,
+		networkingv1.AnnotationIsDefaultIngressClass, func(yield func(metav1.Object)) {
+			for i := range list.Items {
+				yield(&list.Items[i])
+			}
+		}); ok {
 		ing.Spec.IngressClassName = &name
 	}
+}
+
+// defaultClass lists a class resource (v1 of group) from the watch cache into list and names
+// the class annotated as the default, the newest when several are (ties by name), as
+// Kubernetes' default-class admission plugins choose.
+func (s *Server) defaultClass(ctx context.Context, group, resource string, list runtime.Object, annotation string, items func(func(metav1.Object))) (string, bool) {
+	ep := s.endpoints[gvrKey(group, "v1", resource)]
+	if ep == nil {
+		return "", false
+	}
+	if err := ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: "0", Recursive: true,
+		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, list); err != nil {
+		return "", false
+	}
+	var chosen metav1.Object
+	items(func(c metav1.Object) {
+		if c.GetAnnotations()[annotation] != "true" {
+			return
+		}
+		ct, cc := c.GetCreationTimestamp(), metav1.Time{}
+		if chosen != nil {
+			cc = chosen.GetCreationTimestamp()
+		}
+		if chosen == nil || ct.After(cc.Time) || (ct.Equal(&cc) && c.GetName() < chosen.GetName()) {
+			chosen = c
+		}
+	})
+	if chosen == nil {
+		return "", false
+	}
+	return chosen.GetName(), true
 }
 
 func (s *Server) namespaceAcceptsContent(ctx context.Context, ep *endpoint, obj runtime.Object) error {
