@@ -30,6 +30,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-sh/skiff/bench/internal/benchutil"
 )
 
 func main() {
@@ -50,15 +52,15 @@ func main() {
 		d := filepath.Join(dir, fmt.Sprintf("start%d", i))
 		p, took := startSkiff(*skiff, d)
 		fresh = append(fresh, took)
-		stop(p)
+		benchutil.Stop(p)
 	}
 	p, restart := startSkiff(*skiff, filepath.Join(dir, "start0"))
-	stop(p)
+	benchutil.Stop(p)
 	fmt.Printf("## Start to /readyz\nfresh: %v (min %v)   with existing data: %v   [real Kubernetes here: 3.75–4.28 s fresh]\n\n", fresh, minDur(fresh), restart.Round(time.Millisecond))
 
 	data := filepath.Join(dir, "main")
 	proc, _ := startSkiff(*skiff, data)
-	defer stop(proc)
+	defer benchutil.Stop(proc)
 	time.Sleep(3 * time.Second)
 	fmt.Printf("## Idle RSS\nskiff server (etcd embedded, no agent): %.1f MB   [real Kubernetes control plane: 513 MB]\n\n", rssMB(proc.Process.Pid))
 
@@ -289,7 +291,7 @@ func startSkiff(bin, dataDir string) (*exec.Cmd, time.Duration) {
 	must(cmd.Start())
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	for time.Since(start) < 30*time.Second {
-		if url := serverURL(kc); url != "" {
+		if url := benchutil.ServerURL(kc); url != "" {
 			if resp, err := client.Get(url + "/readyz"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
@@ -300,30 +302,6 @@ func startSkiff(bin, dataDir string) (*exec.Cmd, time.Duration) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	panic("skiff did not become ready")
-}
-
-func serverURL(kc string) string {
-	data, err := os.ReadFile(kc)
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if s := strings.TrimSpace(line); strings.HasPrefix(s, "server: ") {
-			return strings.TrimPrefix(s, "server: ")
-		}
-	}
-	return ""
-}
-
-func stop(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-	}
 }
 
 func startEtcd(bin, dir string) (*clientv3.Client, func()) {

@@ -46,6 +46,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-sh/skiff/bench/internal/benchutil"
 )
 
 var (
@@ -88,7 +90,7 @@ func main() {
 
 func schedRun(bin, dataDir string, nodes, pods, clients int, timeout time.Duration) {
 	proc, cfg := startSkiff(bin, dataDir, nodes)
-	defer stop(proc)
+	defer benchutil.Stop(proc)
 	pid := proc.Process.Pid
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -188,7 +190,7 @@ func schedRun(bin, dataDir string, nodes, pods, clients int, timeout time.Durati
 func deployRun(bin, dataDir string, nodes, replicas int, timeout time.Duration) {
 	fmt.Printf("## Deployment of %d replicas on %d simulated nodes (--simulated-pod-start-delay %s)\n\n", replicas, nodes, startDelay)
 	proc, cfg := startSkiff(bin, dataDir, nodes)
-	defer stop(proc)
+	defer benchutil.Stop(proc)
 	pid := proc.Process.Pid
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
@@ -343,7 +345,7 @@ func startSkiff(bin, dataDir string, nodes int) (*exec.Cmd, *rest.Config) {
 	must(cmd.Start())
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	for time.Since(start) < 60*time.Second {
-		if url := serverURL(kc); url != "" {
+		if url := benchutil.ServerURL(kc); url != "" {
 			if resp, err := client.Get(url + "/readyz"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
@@ -357,31 +359,6 @@ func startSkiff(bin, dataDir string, nodes int) (*exec.Cmd, *rest.Config) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	panic("skiff did not become ready")
-}
-
-func serverURL(kc string) string {
-	data, err := os.ReadFile(kc)
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if s := strings.TrimSpace(line); strings.HasPrefix(s, "server: ") {
-			return strings.TrimPrefix(s, "server: ")
-		}
-	}
-	return ""
-}
-
-func stop(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
 }
 
 // cpuSeconds is utime+stime of pid (all threads) from /proc/<pid>/stat.

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // NumCPU is the number of CPUs this process may use.
@@ -76,4 +78,31 @@ func LinkImages(from, to string) error {
 		}
 	}
 	return nil
+}
+
+// ServerURL is the API server address in a kubeconfig file ("" until it is written).
+func ServerURL(kubeconfig string) string {
+	data, err := os.ReadFile(kubeconfig)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if s := strings.TrimSpace(line); strings.HasPrefix(s, "server: ") {
+			return strings.TrimPrefix(s, "server: ")
+		}
+	}
+	return ""
+}
+
+// Stop interrupts a process and waits for it, killing it after 10 s.
+func Stop(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
