@@ -238,35 +238,35 @@ func TestNodeServicesDNSIngress(t *testing.T) {
 	}
 
 	// A pod failing readiness leaves the rotation within seconds, and comes back.
-	var out1, ip1 string
+	var unreadyPod, unreadyIP string
 	for name, ip := range pods {
-		out1, ip1 = name, ip
+		unreadyPod, unreadyIP = name, ip
 		break
 	}
-	if _, err := fromHost("http://" + ip1 + "/unready")(); err != nil {
+	if _, err := fromHost("http://" + unreadyIP + "/unready")(); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	eventually(t, 10*time.Second, func() error {
-		if eps := k.run("get", "endpoints", "web", "-n", "net", "-o", "jsonpath={.subsets[*].addresses[*].ip}"); strings.Contains(eps, ip1) {
-			return fmt.Errorf("unready pod %s still in endpoints %s", out1, eps)
+		if eps := k.run("get", "endpoints", "web", "-n", "net", "-o", "jsonpath={.subsets[*].addresses[*].ip}"); strings.Contains(eps, unreadyIP) {
+			return fmt.Errorf("unready pod %s still in endpoints %s", unreadyPod, eps)
 		}
 		return nil
 	})
 	t.Logf("unready pod left the endpoints in %v", time.Since(start).Round(10*time.Millisecond))
 	eventually(t, 5*time.Second, func() error {
 		seen, err := hostnames(fromHost("http://"+clusterIP+"/"), 20)
-		if err != nil || seen[out1] != 0 {
+		if err != nil || seen[unreadyPod] != 0 {
 			return fmt.Errorf("cluster IP still reaches the unready pod: %v %v", seen, err)
 		}
 		return nil
 	})
-	if _, err := fromHost("http://" + ip1 + "/ready")(); err != nil {
+	if _, err := fromHost("http://" + unreadyIP + "/ready")(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, func() error {
 		seen, err := hostnames(fromHost("http://"+clusterIP+"/"), 30)
-		if err != nil || seen[out1] == 0 {
+		if err != nil || seen[unreadyPod] == 0 {
 			return fmt.Errorf("ready pod not back in rotation: %v %v", seen, err)
 		}
 		return nil
