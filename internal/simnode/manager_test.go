@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -78,10 +79,13 @@ func TestManagerRegistersAndRenews(t *testing.T) {
 	if r, _ := cs.CoreV1().Nodes().Get(ctx, "sim-1", metav1.GetOptions{}); len(r.Annotations) != 0 || len(r.Status.Conditions) != 0 {
 		t.Fatalf("real node touched: %+v", r)
 	}
-	l, err := cs.CoordinationV1().Leases(NodeLeaseNamespace).Get(ctx, "sim-0", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Leases have their own queue: the node may be registered a moment before its lease.
+	var l *coordinationv1.Lease
+	eventually(t, 5*time.Second, "lease", func() bool {
+		var err error
+		l, err = cs.CoordinationV1().Leases(NodeLeaseNamespace).Get(ctx, "sim-0", metav1.GetOptions{})
+		return err == nil
+	})
 	// (The fake clientset sets no UIDs, so the lease has no owner reference here.)
 	if *l.Spec.HolderIdentity != "sim-0" || *l.Spec.LeaseDurationSeconds != 2 {
 		t.Fatalf("lease: %+v", l.Spec)

@@ -144,7 +144,9 @@ func TestPaginationAndSelectors(t *testing.T) {
 		}
 	}
 	seen := 0
-	opts := metav1.ListOptions{Limit: 7}
+	// Only the test's own objects (the root CA publisher adds kube-root-ca.crt to every
+	// namespace).
+	opts := metav1.ListOptions{Limit: 7, LabelSelector: "even"}
 	for {
 		l, err := cms.List(ctx, opts)
 		if err != nil {
