@@ -165,7 +165,7 @@ func TestPaginationAndSelectors(t *testing.T) {
 	if err != nil || len(l.Items) != 15 {
 		t.Fatalf("set-based selector: %v, %d items", err, len(l.Items))
 	}
-	l, err = cms.List(ctx, metav1.ListOptions{ResourceVersion: "0", LabelSelector: "even!=true"})
+	l, err = cms.List(ctx, metav1.ListOptions{ResourceVersion: "0", LabelSelector: "even,even!=true"})
 	if err != nil || len(l.Items) != 15 {
 		t.Fatalf("cached list with selector: %v, %d items", err, len(l.Items))
 	}
