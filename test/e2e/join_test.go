@@ -3,9 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -56,16 +54,7 @@ func TestNodeJoinWithToken(t *testing.T) {
 
 	// Join.
 	dataDir := t.TempDir()
-	src := filepath.Join(repoRoot(), "bin", "images")
-	if tars, _ := filepath.Glob(filepath.Join(src, "*.tar")); len(tars) > 0 {
-		dst := filepath.Join(dataDir, "agent", "images")
-		if err := os.MkdirAll(dst, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, tar := range tars {
-			copyFile(t, tar, filepath.Join(dst, filepath.Base(tar)))
-		}
-	}
+	stageImages(t, dataDir)
 	var agentLog bytes.Buffer
 	agent := exec.Command(binary(t), "agent", "--server", s.url, "--token", token, "--ca-cert-hash", hash[1],
 		"--data-dir", dataDir, "--node-name", "e2e-node2", "--kubelet-port", strconv.Itoa(freePort(t)),

@@ -44,21 +44,7 @@ func startNodeServer(t *testing.T, extra ...string) *server {
 	t.Helper()
 	requireRuntime(t)
 	dataDir := t.TempDir()
-	src := os.Getenv("SKIFF_IMAGE_DIR")
-	if src == "" {
-		src = filepath.Join(repoRoot(), "bin", "images")
-	}
-	if tars, _ := filepath.Glob(filepath.Join(src, "*.tar")); len(tars) > 0 {
-		dst := filepath.Join(dataDir, "agent", "images")
-		if err := os.MkdirAll(dst, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, tar := range tars {
-			if err := os.Link(tar, filepath.Join(dst, filepath.Base(tar))); err != nil {
-				copyFile(t, tar, filepath.Join(dst, filepath.Base(tar)))
-			}
-		}
-	}
+	stageImages(t, dataDir)
 	s := &server{t: t, dataDir: dataDir, log: &bytes.Buffer{}}
 	s.kubeconfig = filepath.Join(dataDir, "kubeconfig.yaml")
 	s.args = append([]string{"server", "--data-dir", dataDir, "--https-listen-port", "0",
@@ -121,6 +107,33 @@ func squash(s string) string {
 		lines[i] = strings.Join(strings.Fields(l), " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// imageDir holds the prebuilt image tarballs: $SKIFF_IMAGE_DIR or <repo>/bin/images.
+func imageDir() string {
+	if d := os.Getenv("SKIFF_IMAGE_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(repoRoot(), "bin", "images")
+}
+
+// stageImages links (or copies) the prebuilt image tarballs into an agent's import
+// directory under dataDir; without them the agent builds its own.
+func stageImages(t *testing.T, dataDir string) {
+	t.Helper()
+	tars, _ := filepath.Glob(filepath.Join(imageDir(), "*.tar"))
+	if len(tars) == 0 {
+		return
+	}
+	dst := filepath.Join(dataDir, "agent", "images")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tar := range tars {
+		if err := os.Link(tar, filepath.Join(dst, filepath.Base(tar))); err != nil {
+			copyFile(t, tar, filepath.Join(dst, filepath.Base(tar)))
+		}
+	}
 }
 
 // repoRoot is the repository's top directory.

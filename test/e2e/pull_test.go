@@ -124,11 +124,7 @@ func pushImage(t *testing.T, registry, tarPath, repo, tag string) {
 func TestNodeImagePulls(t *testing.T) {
 	requireRuntime(t)
 	reg := startRegistry(t)
-	src := os.Getenv("SKIFF_IMAGE_DIR")
-	if src == "" {
-		src = filepath.Join(repoRoot(), "bin", "images")
-	}
-	tar := filepath.Join(src, "web-v2.tar")
+	tar := filepath.Join(imageDir(), "web-v2.tar")
 	if _, err := os.Stat(tar); err != nil {
 		t.Skipf("%s missing: run `make test-images`", tar)
 	}
