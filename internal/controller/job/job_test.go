@@ -299,6 +299,36 @@ func TestSyncOnFailureRestartsCount(t *testing.T) {
 	}
 }
 
+// A second sync before the informer shows the deleted pod terminating must not delete it
+// again (one pod, one SuccessfulDelete), and still counts it as gone.
+func TestSyncDoesNotDeleteTwice(t *testing.T) {
+	j := testJob("r", func(j *batchv1.Job) {
+		j.Spec.BackoffLimit = new(int32(2))
+		j.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+	})
+	p := podOf(j, "p", corev1.PodRunning, true)
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", RestartCount: 2}}
+	f := newFixture(t, j, p)
+	f.sync("ns/r")
+	_ = f.inf.Batch().V1().Jobs().Informer().GetIndexer().Update(f.job("r"))
+	f.sync("ns/r") // the pod informer still shows p running
+	if n := f.count("delete", "pods", ""); n != 0 {
+		t.Errorf("second sync deleted %d pods again", n)
+	}
+	if got := f.job("r"); got.Status.Active != 0 || got.Status.Terminating == nil || *got.Status.Terminating != 1 {
+		t.Errorf("status after the second sync: active %d terminating %v", got.Status.Active, got.Status.Terminating)
+	}
+	deletes := 0
+	for len(f.rec.Events) > 0 {
+		if e := <-f.rec.Events; strings.Contains(e, "SuccessfulDelete") {
+			deletes++
+		}
+	}
+	if deletes != 1 {
+		t.Errorf("%d SuccessfulDelete events, want 1", deletes)
+	}
+}
+
 func TestSyncIndexedCreatesMissingIndexes(t *testing.T) {
 	j := testJob("idx", func(j *batchv1.Job) {
 		j.Spec.Parallelism, j.Spec.Completions = new(int32(3)), new(int32(4))

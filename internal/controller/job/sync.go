@@ -651,21 +651,30 @@ func (c *Controller) createPods(ctx context.Context, key string, job *batchv1.Jo
 }
 
 // deletePods deletes pods of the job (remembering that they are not failures) and returns
-// those it deleted.
-func (c *Controller) deletePods(ctx context.Context, key string, job *batchv1.Job, pods []*corev1.Pod) ([]*corev1.Pod, error) {
-	if len(pods) == 0 {
-		return nil, nil
+// those it deleted. Pods it deleted before are counted as deleted without a second request:
+// until the informer shows their deletionTimestamp they still look active, and deleting
+// again would record a second SuccessfulDelete for one pod.
+func (c *Controller) deletePods(ctx context.Context, key string, job *batchv1.Job, all []*corev1.Pod) ([]*corev1.Pod, error) {
+	var out, pods []*corev1.Pod
+	c.mu.Lock()
+	for _, p := range all {
+		if _, done := c.deletedByUs[p.UID]; done {
+			out = append(out, p)
+		} else {
+			pods = append(pods, p)
+		}
 	}
 	keys := make([]string, len(pods))
-	c.mu.Lock()
 	for i, p := range pods {
 		keys[i] = p.Namespace + "/" + p.Name
 		c.deletedByUs[p.UID] = struct{}{}
 	}
 	c.mu.Unlock()
+	if len(pods) == 0 {
+		return out, nil
+	}
 	c.exp.ExpectDeletions(key, keys)
 	var mu sync.Mutex
-	var out []*corev1.Pod
 	var errs []error
 	var wg sync.WaitGroup
 	for i, p := range pods {
@@ -678,6 +687,9 @@ func (c *Controller) deletePods(ctx context.Context, key string, job *batchv1.Jo
 			if err != nil {
 				c.exp.DeletionObserved(key, keys[i])
 				if !apierrors.IsNotFound(err) {
+					c.mu.Lock()
+					delete(c.deletedByUs, p.UID) // to be retried
+					c.mu.Unlock()
 					c.recorder.Eventf(job, corev1.EventTypeWarning, controllerutil.FailedDelete, "Error deleting: %v", err)
 					errs = append(errs, err)
 				}
