@@ -259,11 +259,8 @@ func New(cfg Config, client kubernetes.Interface) (*Agent, error) {
 // the control plane's client and CA.
 func NewFactory(cfg Config) func(*controller.Context) (controller.Component, error) {
 	return func(cc *controller.Context) (controller.Component, error) {
-		if len(cfg.CAData) == 0 && cc.Config != nil {
-			cfg.CAData = cc.Config.CAData
-			if len(cfg.CAData) == 0 && cc.Config.CAFile != "" {
-				cfg.CAData, _ = os.ReadFile(cc.Config.CAFile)
-			}
+		if len(cfg.CAData) == 0 {
+			cfg.CAData, _ = cc.ClusterCA()
 		}
 		if cfg.Logger == nil {
 			cfg.Logger = cc.Logger

@@ -374,3 +374,26 @@ func TestAuthenticateVerifiesCertificates(t *testing.T) {
 		})
 	}
 }
+
+// An in-process loopback request arrives with its user in the context and is served as that
+// user without credentials; the same request from outside, without the context, gets a 401.
+func TestMiddlewareTrustsLoopbackUser(t *testing.T) {
+	a, err := NewAuthenticator(nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen *User
+	h := a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen, _ = UserFrom(r.Context()) }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/pods", nil))
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("without a user: status %d", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/pods", nil)
+	h.ServeHTTP(rec, req.WithContext(WithUser(req.Context(), LoopbackUser())))
+	if rec.Code != http.StatusOK || seen == nil || seen.Name != "system:admin" ||
+		!slices.Contains(seen.Groups, "system:masters") || !slices.Contains(seen.Groups, AuthenticatedGroup) {
+		t.Fatalf("loopback user: status %d, user %+v", rec.Code, seen)
+	}
+}

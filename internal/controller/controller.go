@@ -7,6 +7,7 @@ package controller
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	"k8s.io/client-go/informers"
@@ -28,7 +29,10 @@ type Component interface {
 // factory for the informers it needs before Start; the control plane starts the factory
 // once every component is built.
 type Context struct {
-	Config    *rest.Config
+	Config *rest.Config
+	// CAData is the cluster CA (PEM) when Config does not carry it, as with the in-process
+	// loopback configuration of `skiff server`; see ClusterCA.
+	CAData    []byte
 	Client    kubernetes.Interface
 	Metadata  metadata.Interface
 	Informers informers.SharedInformerFactory
@@ -39,6 +43,20 @@ type Context struct {
 	Logger   *slog.Logger
 	// Options tunes behaviour that tests need to shorten.
 	Options Options
+}
+
+// ClusterCA returns the cluster CA: CAData, else the one Config trusts (CAData, then CAFile).
+func (c *Context) ClusterCA() ([]byte, error) {
+	if len(c.CAData) > 0 {
+		return c.CAData, nil
+	}
+	if c.Config == nil {
+		return nil, nil
+	}
+	if len(c.Config.CAData) > 0 || c.Config.CAFile == "" {
+		return c.Config.CAData, nil
+	}
+	return os.ReadFile(c.Config.CAFile)
 }
 
 // Options are timings and sizes with Kubernetes' defaults.

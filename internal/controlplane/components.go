@@ -34,11 +34,7 @@ func (cp *ControlPlane) startComponents(ctx context.Context, elected, always []C
 	// shutdown up.
 	ctx, cancel := context.WithCancel(ctx)
 	cp.stopComponents = cancel
-	rc, err := cp.RESTConfig()
-	if err != nil {
-		return err
-	}
-	rc.QPS, rc.Burst = 5000, 10000
+	rc := cp.LoopbackConfig()
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return err
@@ -50,7 +46,7 @@ func (cp *ControlPlane) startComponents(ctx context.Context, elected, always []C
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
 	cctx := &controller.Context{
-		Config: rc, Client: cs, Metadata: md,
+		Config: rc, CAData: cp.PKI.CAPEM, Client: cs, Metadata: md,
 		Informers:         informers.NewSharedInformerFactory(cs, 0),
 		MetadataInformers: metadatainformer.NewSharedInformerFactory(md, 0),
 		Recorder: func(component string) record.EventRecorder {

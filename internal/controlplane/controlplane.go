@@ -29,6 +29,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
 	"github.com/skiff-sh/skiff/internal/apiserver/podproxy"
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/loopback"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/registry/all"
@@ -242,6 +243,17 @@ func openapiResources(rs []*registry.Resource) []openapi.Resource {
 			Namespaced: r.Namespaced, Verbs: r.SupportedVerbs(), Subresources: subs})
 	}
 	return out
+}
+
+// LoopbackConfig is the client configuration of the components running inside this process:
+// requests go straight to the API server's handler (internal/loopback), as system:admin,
+// without TLS or a socket.
+func (cp *ControlPlane) LoopbackConfig() *rest.Config {
+	return &rest.Config{
+		Host: cp.URL, QPS: 5000, Burst: 10000,
+		Transport: &loopback.Transport{Handler: cp.API.Handler(), Logger: cp.log,
+			Context: func(ctx context.Context) context.Context { return auth.WithUser(ctx, auth.LoopbackUser()) }},
+	}
 }
 
 // RESTConfig is an admin client configuration for this control plane.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -50,22 +49,17 @@ type Publisher struct {
 	workers  int
 }
 
-// New builds the publisher from the shared context; the CA is the one the context's REST
-// config trusts (CAData, else CAFile).
+// New builds the publisher from the shared context; the CA is the context's cluster CA.
 func New(cc *controller.Context) (controller.Component, error) {
-	if cc.Client == nil || cc.Informers == nil || cc.Config == nil {
-		return nil, errors.New("root CA publisher: needs a client, informers and a REST config")
+	if cc.Client == nil || cc.Informers == nil {
+		return nil, errors.New("root CA publisher: needs a client and informers")
 	}
-	ca := cc.Config.CAData
-	if len(ca) == 0 && cc.Config.CAFile != "" {
-		b, err := os.ReadFile(cc.Config.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("root CA publisher: %w", err)
-		}
-		ca = b
+	ca, err := cc.ClusterCA()
+	if err != nil {
+		return nil, fmt.Errorf("root CA publisher: %w", err)
 	}
 	if len(ca) == 0 {
-		return nil, errors.New("root CA publisher: the REST config has no CA")
+		return nil, errors.New("root CA publisher: no cluster CA")
 	}
 	log := cc.Logger
 	if log == nil {
