@@ -20,8 +20,13 @@ const (
 	outputObject outputKind = iota
 	outputTable
 	outputPartialMetadata
+	outputPartialMetadataProtobuf
 	outputProtobuf
 )
+
+func (k outputKind) partial() bool {
+	return k == outputPartialMetadata || k == outputPartialMetadataProtobuf
+}
 
 // negotiate reads Accept: `application/json;as=Table;v=v1;g=meta.k8s.io` asks for a server-side
 // table (as kubectl get does), `as=PartialObjectMetadata[List]` for metadata only.
@@ -39,6 +44,11 @@ func negotiate(r *http.Request) (outputKind, string) {
 		case params["as"] == "Table" && params["g"] == "meta.k8s.io" && (params["v"] == "v1" || params["v"] == "v1beta1"):
 			return outputTable, params["v"]
 		case strings.HasPrefix(params["as"], "PartialObjectMetadata") && params["g"] == "meta.k8s.io" && (params["v"] == "v1" || params["v"] == "v1beta1"):
+			// The metadata client (garbage collector, namespace controller) asks for protobuf
+			// first, as for built-in types.
+			if strings.TrimSpace(fields[0]) == protobufType {
+				return outputPartialMetadataProtobuf, params["v"]
+			}
 			return outputPartialMetadata, params["v"]
 		case strings.TrimSpace(fields[0]) == protobufType && len(params) == 0:
 			return outputProtobuf, ""
@@ -62,11 +72,13 @@ func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, ep *endpoin
 	case outputPartialMetadata:
 		writeJSON(w, code, toPartial(obj, version))
 		return
+	case outputPartialMetadataProtobuf:
+		obj = toPartial(obj, version)
 	}
 	if obj.GetObjectKind().GroupVersionKind().Empty() {
 		obj.GetObjectKind().SetGroupVersionKind(ep.res.GroupVersionKind())
 	}
-	if kind == outputProtobuf {
+	if kind == outputProtobuf || kind == outputPartialMetadataProtobuf {
 		// client-go asks for protobuf first: cheaper to encode here and to decode there.
 		var buf bytes.Buffer
 		if err := protoCodec.Encode(obj, &buf); err == nil {

@@ -81,7 +81,8 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 	defer wi.Stop()
 	flusher, _ := w.(http.Flusher)
 	kind, version := negotiate(r)
-	if kind == outputProtobuf {
+	proto := kind == outputProtobuf || kind == outputPartialMetadataProtobuf
+	if proto {
 		w.Header().Set("Content-Type", protobufType+";stream=watch")
 	} else {
 		w.Header().Set("Content-Type", "application/json")
@@ -109,7 +110,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 			}
 			var obj any = ev.Object
 			switch {
-			case ev.Type == watch.Bookmark && kind == outputPartialMetadata:
+			case ev.Type == watch.Bookmark && kind.partial():
 				obj = partialObject(ev.Object, version)
 			case ev.Type == watch.Bookmark && kind == outputTable:
 				// A bookmark in a table watch is an empty table at that resourceVersion.
@@ -126,11 +127,15 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 			case kind == outputTable:
 				obj = s.toTable(r, ep, ev.Object, version, headers)
 				headers = false
-			case kind == outputPartialMetadata:
+			case kind.partial():
 				obj = partialObject(ev.Object, version)
 			}
-			if kind == outputProtobuf {
-				if err := writeProtoEvent(w, ev.Type, ev.Object); err != nil {
+			if proto {
+				ro, _ := obj.(runtime.Object)
+				if ro == nil {
+					ro = ev.Object
+				}
+				if err := writeProtoEvent(w, ev.Type, ro); err != nil {
 					return
 				}
 			} else if err := enc.Encode(watchEvent{Type: ev.Type, Object: obj}); err != nil {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -227,6 +228,22 @@ func TestGarbageCollectorMetadataAPI(t *testing.T) {
 	l, err := secrets.List(ctx, metav1.ListOptions{})
 	if err != nil || len(l.Items) != 1 || l.ResourceVersion == "" {
 		t.Fatalf("list: %v %+v", err, l)
+	}
+	// The metadata client asks for protobuf first and gets it, as from Kubernetes; JSON when
+	// asked for JSON only.
+	for accept, want := range map[string]string{
+		"application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json": "application/vnd.kubernetes.protobuf",
+		"application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json":                    "application/json",
+	} {
+		var ct string
+		raw, err := c.Client.CoreV1().RESTClient().Get().AbsPath("/api/v1/namespaces/default/secrets/s").
+			SetHeader("Accept", accept).Do(ctx).ContentType(&ct).Raw()
+		if err != nil || ct != want {
+			t.Fatalf("Accept %s: content type %q, err %v", accept, ct, err)
+		}
+		if !bytes.Contains(raw, []byte("PartialObjectMetadata")) || bytes.Contains(raw, []byte("kind\":\"Secret")) {
+			t.Fatalf("Accept %s: body %q", accept, raw)
+		}
 	}
 	// A merge patch carrying a stale resourceVersion conflicts.
 	if _, err := secrets.Patch(ctx, "s", types.MergePatchType, []byte(`{"metadata":{"finalizers":["example.com/x"],"resourceVersion":"1"}}`), metav1.PatchOptions{}); !apierrors.IsConflict(err) {
