@@ -13,6 +13,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/controlplane"
+	"github.com/skiff-sh/skiff/internal/gctune"
 	"github.com/skiff-sh/skiff/internal/simnode"
 )
 
@@ -59,6 +60,9 @@ written to <data-dir>/kubeconfig.yaml (or --write-kubeconfig).`,
 			cfg.NodeComponents = append(cfg.NodeComponents, nodeFactories...)
 			cfg.Metrics = append(cfg.Metrics, gatherers...)
 			ctx := cmd.Context()
+			// Big clusters trade memory for CPU (GOGC 200 above a 128 MiB live heap); an
+			// explicit GOGC wins.
+			go gctune.Run(ctx, gctune.Options{}, slog.Default())
 			cp, err := controlplane.Start(ctx, cfg)
 			if err != nil {
 				return err
