@@ -44,7 +44,7 @@ func (cp *ControlPlane) startComponents(ctx context.Context, elected, always []C
 		return err
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(newAsyncSink(ctx, &typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")}, cp.log))
 	cctx := &controller.Context{
 		Config: rc, CAData: cp.PKI.CAPEM, Client: cs, Metadata: md,
 		Informers:         informers.NewSharedInformerFactory(cs, 0),

@@ -75,8 +75,8 @@ func main() {
 
 	fmt.Println("## Scheduling throughput (plain pods, 100m/64Mi requests, default scheduler)")
 	fmt.Printf("%d pods from %d client-go clients (QPS unlimited), --simulated-pod-start-delay %s\n\n", *pods, *clients, startDelay)
-	fmt.Println("| nodes | nodes Ready after | bound pods/s (first create → last bound) | create rate | bound at last create | bind rate after creates ended (lag) | control-plane CPU s | RSS after / peak | load avg |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| nodes | nodes Ready after | bound pods/s (first create → last bound) | create rate | bound at last create | bind rate after creates ended (lag) | control-plane CPU s | RSS after / peak | Scheduled events at last bind / 10 s later | load avg |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range strings.Split(*nodesFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		must(err)
@@ -170,6 +170,11 @@ func schedRun(bin, dataDir string, nodes, pods, clients int, timeout time.Durati
 		lag = 0
 	}
 	cpu := cpuSeconds(pid) - cpu0
+	rss, hwm := rssMB(pid, "VmRSS:"), rssMB(pid, "VmHWM:")
+	// kube-scheduler records a Scheduled event per pod; how many did skiff write?
+	eventsAtEnd := countEvents(ctx, cs, ns, "Scheduled")
+	time.Sleep(10 * time.Second)
+	eventsLater := countEvents(ctx, cs, ns, "Scheduled")
 	errNote := ""
 	if e := errs.Load(); e > 0 {
 		errNote = fmt.Sprintf(" (%d create errors)", e)
@@ -181,10 +186,20 @@ func schedRun(bin, dataDir string, nodes, pods, clients int, timeout time.Durati
 			must(os.WriteFile(filepath.Join(profileDir, fmt.Sprintf("sched-%d.metrics.txt", nodes)), data, 0o644))
 		}
 	}
-	fmt.Printf("| %d | %v | **%.0f** (%d in %v) | %.0f/s%s | %d | %.0f/s (%v) | %.1f | %.0f / %.0f MB | %s |\n",
+	fmt.Printf("| %d | %v | **%.0f** (%d in %v) | %.0f/s%s | %d | %.0f/s (%v) | %.1f | %.0f / %.0f MB | %d / %d | %s |\n",
 		nodes, readyAfter.Round(time.Millisecond), float64(bound.Load())/took.Seconds(), bound.Load(), took.Round(time.Millisecond),
-		float64(pods)/created.Seconds(), errNote, boundAtCreated, float64(bound.Load()-boundAtCreated)/lag.Seconds(), lag.Round(time.Millisecond), cpu, rssMB(pid, "VmRSS:"), rssMB(pid, "VmHWM:"),
-		loadavg())
+		float64(pods)/created.Seconds(), errNote, boundAtCreated, float64(bound.Load()-boundAtCreated)/lag.Seconds(), lag.Round(time.Millisecond), cpu, rss, hwm,
+		eventsAtEnd, eventsLater, loadavg())
+}
+
+// countEvents counts the events of namespace ns with the given reason.
+func countEvents(ctx context.Context, cs *kubernetes.Clientset, ns, reason string) int {
+	l, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=" + reason})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "list events:", err)
+		return -1
+	}
+	return len(l.Items)
 }
 
 func deployRun(bin, dataDir string, nodes, replicas int, timeout time.Duration) {
