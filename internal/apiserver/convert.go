@@ -17,6 +17,24 @@ import (
 type convertingStore struct {
 	inner storage.Interface
 	conv  *registry.StorageConversion
+	attrs storage.AttrFunc // of the stored version
+}
+
+// storedOptions expresses list and watch options in the stored version: its field labels and
+// its attribute function.
+func (c *convertingStore) storedOptions(opts storage.ListOptions) (storage.ListOptions, error) {
+	p := &opts.Predicate
+	p.GetAttrs = c.attrs
+	if c.conv.FieldLabel != nil && p.Field != nil && !p.Field.Empty() {
+		f, err := p.Field.Transform(func(label, value string) (string, string, error) {
+			return c.conv.FieldLabel(label), value, nil
+		})
+		if err != nil {
+			return opts, err
+		}
+		p.Field = f
+	}
+	return opts, nil
 }
 
 var _ storage.Interface = (*convertingStore)(nil)
@@ -47,6 +65,10 @@ func (c *convertingStore) Get(ctx context.Context, key string, out runtime.Objec
 
 func (c *convertingStore) GetList(ctx context.Context, prefix string, opts storage.ListOptions, listObj runtime.Object) error {
 	sl := c.conv.NewList()
+	opts, err := c.storedOptions(opts)
+	if err != nil {
+		return err
+	}
 	if err := c.inner.GetList(ctx, prefix, opts, sl); err != nil {
 		return err
 	}
@@ -99,6 +121,10 @@ func (c *convertingStore) Delete(ctx context.Context, key string, out runtime.Ob
 }
 
 func (c *convertingStore) Watch(ctx context.Context, prefix string, opts storage.ListOptions) (watch.Interface, error) {
+	opts, err := c.storedOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	w, err := c.inner.Watch(ctx, prefix, opts)
 	if err != nil {
 		return nil, err

@@ -127,12 +127,12 @@ func New(cfg Config) (*Server, error) {
 		if res.Stored == nil {
 			continue
 		}
-		base := s.endpoints[gvrKey(res.Group, res.Stored.Version, res.Resource)]
+		base := s.endpoints[gvrKey(res.Stored.Group, res.Stored.Version, res.Resource)]
 		if base == nil {
-			return nil, fmt.Errorf("%s/%s %s is stored as %s, which is not served", res.Group, res.Version, res.Resource, res.Stored.Version)
+			return nil, fmt.Errorf("%s/%s %s is stored as %s/%s, which is not served", res.Group, res.Version, res.Resource, res.Stored.Group, res.Stored.Version)
 		}
 		s.endpoints[gvrKey(res.Group, res.Version, res.Resource)] = &endpoint{res: res, prefix: base.prefix, fields: supportedFields(res),
-			store: &convertingStore{inner: base.store, conv: res.Stored}, cacher: noStats{}}
+			store: &convertingStore{inner: base.store, conv: res.Stored, attrs: attrsFunc(base.res)}, cacher: noStats{}}
 	}
 	alloc, err := newServiceAllocator(cfg.Etcd, cfg.Services)
 	if err != nil {

@@ -122,7 +122,12 @@ func (r *Resource) Supports(verb string) bool {
 
 // StorageConversion converts between a served version and the version objects are stored in.
 type StorageConversion struct {
-	Version string // the stored version, served as its own Resource too
+	// Group and Version are the stored version's, served as its own Resource too (events.k8s.io
+	// events are stored as core events; autoscaling/v1 autoscalers as autoscaling/v2).
+	Group, Version string
+	// FieldLabel maps a field selector label of this version to the stored version's (nil:
+	// the same labels).
+	FieldLabel func(label string) string
 	// ToStorage converts obj to the stored version; cur is the stored object being updated
 	// (nil on create), so that fields this version cannot express are kept.
 	ToStorage func(obj, cur runtime.Object) runtime.Object

@@ -64,7 +64,7 @@ func v1Resource() *registry.Resource {
 		return validateStatus(s.CurrentReplicas, s.DesiredReplicas)
 	}
 	r.Stored = &registry.StorageConversion{
-		Version: "v2",
+		Group: autoscalingv2.GroupName, Version: "v2",
 		ToStorage: func(obj, cur runtime.Object) runtime.Object {
 			in := obj.(*autoscalingv1.HorizontalPodAutoscaler)
 			out := v1ToV2(in)

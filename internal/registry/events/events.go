@@ -43,7 +43,18 @@ func Resources() []*registry.Resource {
 		New:          func() runtime.Object { return &eventsv1.Event{} },
 		NewList:      func() runtime.Object { return &eventsv1.EventList{} },
 		NoGeneration: true,
-		Validate:     func(obj runtime.Object) field.ErrorList { return validateEvent(obj.(*eventsv1.Event)) },
+		// One storage with core/v1 events, as in Kubernetes: an event written through either
+		// API is read through both (kubectl describe reads core events; kube-scheduler-style
+		// recorders write events.k8s.io ones).
+		Stored: &registry.StorageConversion{
+			Group: corev1.GroupName, Version: "v1",
+			ToStorage:   func(obj, _ runtime.Object) runtime.Object { return ToCore(obj.(*eventsv1.Event)) },
+			FromStorage: func(stored runtime.Object) runtime.Object { return FromCore(stored.(*corev1.Event)) },
+			NewStored:   func() runtime.Object { return &corev1.Event{} },
+			NewList:     func() runtime.Object { return &corev1.EventList{} },
+			FieldLabel:  coreFieldLabel,
+		},
+		Validate: func(obj runtime.Object) field.ErrorList { return validateEvent(obj.(*eventsv1.Event)) },
 		ValidateUpdate: func(obj, old runtime.Object) field.ErrorList {
 			return validateEventUpdate(obj.(*eventsv1.Event), old.(*eventsv1.Event))
 		},
@@ -76,6 +87,67 @@ func Resources() []*registry.Resource {
 		},
 		Row: func(obj runtime.Object, now time.Time) []interface{} { return eventRow(obj.(*eventsv1.Event), now) },
 	}}
+}
+
+// ToCore converts an events.k8s.io/v1 event to the core/v1 event it is stored as.
+func ToCore(e *eventsv1.Event) *corev1.Event {
+	out := &corev1.Event{
+		TypeMeta:            metav1.TypeMeta{Kind: "Event", APIVersion: "v1"},
+		ObjectMeta:          e.ObjectMeta,
+		InvolvedObject:      e.Regarding,
+		Reason:              e.Reason,
+		Message:             e.Note,
+		Source:              e.DeprecatedSource,
+		FirstTimestamp:      e.DeprecatedFirstTimestamp,
+		LastTimestamp:       e.DeprecatedLastTimestamp,
+		Count:               e.DeprecatedCount,
+		Type:                e.Type,
+		EventTime:           e.EventTime,
+		Action:              e.Action,
+		Related:             e.Related,
+		ReportingController: e.ReportingController,
+		ReportingInstance:   e.ReportingInstance,
+	}
+	if e.Series != nil {
+		out.Series = &corev1.EventSeries{Count: e.Series.Count, LastObservedTime: e.Series.LastObservedTime}
+	}
+	return out
+}
+
+// FromCore converts a stored core/v1 event to events.k8s.io/v1.
+func FromCore(e *corev1.Event) *eventsv1.Event {
+	out := &eventsv1.Event{
+		TypeMeta:                 metav1.TypeMeta{Kind: "Event", APIVersion: "events.k8s.io/v1"},
+		ObjectMeta:               e.ObjectMeta,
+		EventTime:                e.EventTime,
+		ReportingController:      e.ReportingController,
+		ReportingInstance:        e.ReportingInstance,
+		Action:                   e.Action,
+		Reason:                   e.Reason,
+		Regarding:                e.InvolvedObject,
+		Related:                  e.Related,
+		Note:                     e.Message,
+		Type:                     e.Type,
+		DeprecatedSource:         e.Source,
+		DeprecatedFirstTimestamp: e.FirstTimestamp,
+		DeprecatedLastTimestamp:  e.LastTimestamp,
+		DeprecatedCount:          e.Count,
+	}
+	if e.Series != nil {
+		out.Series = &eventsv1.EventSeries{Count: e.Series.Count, LastObservedTime: e.Series.LastObservedTime}
+	}
+	return out
+}
+
+// coreFieldLabel maps this API's field selector labels to the stored core event's.
+func coreFieldLabel(label string) string {
+	switch {
+	case strings.HasPrefix(label, "regarding."):
+		return "involvedObject." + strings.TrimPrefix(label, "regarding.")
+	case label == "reportingController":
+		return "reportingComponent"
+	}
+	return label
 }
 
 func microSince(t metav1.MicroTime, now time.Time) string {
