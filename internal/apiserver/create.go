@@ -82,6 +82,11 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, ep *endpoi
 // create runs the whole create path for a decoded object: metadata, defaults, validation,
 // admission and storage. It is also used by subresources that create (eviction does not).
 func (s *Server) create(ctx context.Context, ep *endpoint, ns string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	return s.createObject(ctx, ep, ns, obj, dryRun, false)
+}
+
+// createObject is create; keepManagedFields keeps the managedFields server-side apply computed.
+func (s *Server) createObject(ctx context.Context, ep *endpoint, ns string, obj runtime.Object, dryRun, keepManagedFields bool) (runtime.Object, error) {
 	res := ep.res
 	m, err := meta.Accessor(obj)
 	if err != nil {
@@ -106,7 +111,9 @@ func (s *Server) create(ctx context.Context, ep *endpoint, ns string, obj runtim
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
 	m.SetSelfLink("")
-	m.SetManagedFields(nil)
+	if !keepManagedFields {
+		m.SetManagedFields(nil)
+	}
 	if res.NoGeneration {
 		m.SetGeneration(0)
 	} else {

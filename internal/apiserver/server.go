@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/registry"
@@ -59,6 +60,9 @@ type Config struct {
 	// Metrics are further gatherers /metrics serves beside the API server's own (the
 	// components' registries); nil serves prometheus.DefaultGatherer with them.
 	Metrics prometheus.Gatherers
+	// ApplyModels returns the OpenAPI schemas of the served kinds, for server-side apply;
+	// called once, on the first apply (nil: apply answers 415).
+	ApplyModels func() (map[string]*spec.Schema, error)
 }
 
 // ExtraGroup is an API group served outside the registry (metrics.k8s.io).
@@ -78,6 +82,8 @@ type Server struct {
 	metrics   *metrics
 	handler   http.Handler
 	now       func() time.Time
+	// applyManagers serve server-side apply (apply.go).
+	applyManagers *fieldManagers
 
 	readyMu  sync.Mutex
 	ready    bool
@@ -108,7 +114,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, resources: cfg.Resources, endpoints: map[string]*endpoint{},
-		inflight: make(chan struct{}, cfg.MaxInFlight), metrics: newMetrics(), now: time.Now}
+		inflight: make(chan struct{}, cfg.MaxInFlight), metrics: newMetrics(), now: time.Now,
+		applyManagers: &fieldManagers{models: cfg.ApplyModels}}
 	codec := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
 	for _, res := range cfg.Resources {
 		res := res
@@ -374,6 +381,9 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		notFoundPath(w)
 		return
+	}
+	if r.Method == http.MethodPut || r.Method == http.MethodPatch {
+		info.fieldManager = fieldManagerName(r)
 	}
 	ep := s.endpoints[gvrKey(info.Group, info.Version, info.Resource)]
 	if ep == nil {

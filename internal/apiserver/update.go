@@ -87,9 +87,12 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 	pt := types.PatchType(mediaType(r.Header.Get("Content-Type")))
 	switch pt {
 	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
-	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
+	case types.ApplyYAMLPatchType:
+		s.handleApply(w, r, ep, info, patch, dryRun)
+		return
+	case types.ApplyCBORPatchType:
 		writeStatus(w, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, info.Name,
-			"server-side apply is not supported by this server yet; use client-side apply", 0, false))
+			"server-side apply in CBOR is not supported by this server; send application/apply-patch+yaml", 0, false))
 		return
 	default:
 		writeStatus(w, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, info.Name,
@@ -241,7 +244,11 @@ func (s *Server) prepareUpdate(ctx context.Context, ep *endpoint, info *requestI
 	newMeta.SetGeneration(curMeta.GetGeneration())
 	newMeta.SetResourceVersion(curMeta.GetResourceVersion())
 	newMeta.SetSelfLink("")
-	newMeta.SetManagedFields(nil)
+	// Server-side apply computed managedFields itself; an update of an object that has
+	// them records its manager below; otherwise objects keep none.
+	if !info.applying {
+		newMeta.SetManagedFields(curMeta.GetManagedFields())
+	}
 	if res.HasStatus {
 		if res.PrepareForUpdate == nil {
 			copyStatus(obj, cur)
@@ -280,6 +287,20 @@ func (s *Server) prepareUpdate(ctx context.Context, ep *endpoint, info *requestI
 	}
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(gk, info.Name, errs)
+	}
+	if !info.applying && len(curMeta.GetManagedFields()) > 0 {
+		fm, err := s.applyManagers.forResource(res)
+		if err != nil {
+			return nil, err
+		}
+		if fm != nil {
+			if obj, err = fm.Update(cur, obj, info.fieldManager); err != nil {
+				return nil, err
+			}
+			if newMeta, err = meta.Accessor(obj); err != nil {
+				return nil, apierrors.NewInternalError(err)
+			}
+		}
 	}
 	if !res.NoGeneration && !specEqual(obj, cur) {
 		newMeta.SetGeneration(curMeta.GetGeneration() + 1)

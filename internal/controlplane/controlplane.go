@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
@@ -169,7 +170,8 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		ExtraHandlers:   map[string]http.Handler{podproxy.MetricsPrefix: metricsAPI, podproxy.MetricsPrefix + "/": metricsAPI},
 		ExtraGroups:     []apiserver.ExtraGroup{{Legacy: podproxy.MetricsAPIGroup(), Aggregated: podproxy.MetricsAggregatedDiscovery()}},
 		ExternalAddress: net.JoinHostPort(host, strconv.Itoa(port)), Version: version.Info(), Logger: cfg.Logger,
-		Metrics: cfg.Metrics,
+		Metrics:     cfg.Metrics,
+		ApplyModels: func() (map[string]*spec.Schema, error) { return openapi.Models(openapiResources(cp.Resources)) },
 	})
 	if err != nil {
 		ln.Close()

@@ -120,3 +120,28 @@ func BuildV3(resources []Resource) (map[string][]byte, error) {
 	}
 	return out, nil
 }
+
+// Models returns every schema the resources' documents reach, in OpenAPI 3.0 form and marked
+// with the kinds they stand for: what server-side apply's type converter
+// (k8s.io/apimachinery/pkg/util/managedfields) needs to know each kind's fields, list types
+// and map keys.
+func Models(resources []Resource) (map[string]*spec.Schema, error) {
+	pb, err := buildPaths(resources)
+	if err != nil {
+		return nil, err
+	}
+	var roots []string
+	for _, d := range pb.sortedDocs() {
+		roots = append(roots, slices.Sorted(maps.Keys(d.roots))...)
+	}
+	defs := loadDefinitions(true)
+	reached, err := defs.closure(roots, v3RefPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*spec.Schema, len(reached))
+	for name, s := range defs.subset(reached, pb.gvks) {
+		out[name] = &s
+	}
+	return out, nil
+}

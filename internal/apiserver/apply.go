@@ -1,0 +1,229 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/kube-openapi/pkg/validation/spec"
+	"sigs.k8s.io/yaml"
+
+	"github.com/skiff-sh/skiff/internal/registry"
+)
+
+// Server-side apply: PATCH with application/apply-patch+yaml goes through apimachinery's field
+// manager (k8s.io/apimachinery/pkg/util/managedfields), which merges the applied configuration
+// into the live object by the OpenAPI schema's list types and map keys, records ownership in
+// metadata.managedFields and reports conflicts with other managers as Kubernetes does.
+//
+// Ownership is tracked from an object's first apply on: creates and updates of objects that
+// were never applied keep no managedFields (they cost nothing, which matters at thousands of
+// pods per second); once an object has managedFields, every update records its manager too,
+// so that a later apply conflicts with fields others changed. An apply onto an object that was
+// never applied treats the fields already there as owned by "before-first-apply", as Kubernetes
+// does for objects without managedFields.
+
+// fieldManagers builds the type converter on first use (it parses every schema, which start-up
+// should not pay for) and one field manager per kind.
+type fieldManagers struct {
+	models func() (map[string]*spec.Schema, error)
+
+	once sync.Once
+	tc   managedfields.TypeConverter
+	err  error
+
+	mu       sync.Mutex
+	managers map[schema.GroupVersionKind]*managedfields.FieldManager
+}
+
+func (f *fieldManagers) forResource(res *registry.Resource) (*managedfields.FieldManager, error) {
+	if f == nil || f.models == nil {
+		return nil, nil
+	}
+	f.once.Do(func() {
+		models, err := f.models()
+		if err != nil {
+			f.err = err
+			return
+		}
+		f.tc, f.err = managedfields.NewTypeConverter(models, false)
+	})
+	if f.err != nil {
+		return nil, f.err
+	}
+	gvk := res.GroupVersionKind()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fm := f.managers[gvk]; fm != nil {
+		return fm, nil
+	}
+	fm, err := managedfields.NewDefaultFieldManager(f.tc, scheme.Scheme, defaulter{res}, scheme.Scheme, gvk, gvk.GroupVersion(), "", nil)
+	if err != nil {
+		return nil, err
+	}
+	if f.managers == nil {
+		f.managers = map[schema.GroupVersionKind]*managedfields.FieldManager{}
+	}
+	f.managers[gvk] = fm
+	return fm, nil
+}
+
+// defaulter applies a resource's defaults for the field manager.
+type defaulter struct{ res *registry.Resource }
+
+func (d defaulter) Default(obj runtime.Object) {
+	if d.res.Default != nil {
+		d.res.Default(obj)
+	}
+}
+
+// fieldManagerName is the manager an update or apply is recorded under: the fieldManager
+// parameter, else the client's user agent up to its first "/" (as Kubernetes does: "kubectl",
+// "kube-controller-manager").
+func fieldManagerName(r *http.Request) string {
+	if m := r.URL.Query().Get("fieldManager"); m != "" {
+		return m
+	}
+	ua, _, _ := strings.Cut(r.UserAgent(), "/")
+	if len(ua) > 128 {
+		ua = ua[:128]
+	}
+	return ua
+}
+
+func (s *Server) handleApply(w http.ResponseWriter, r *http.Request, ep *endpoint, info *requestInfo, patch []byte, dryRun bool) {
+	gr := ep.res.GroupResource()
+	q := r.URL.Query()
+	manager := q.Get("fieldManager")
+	if manager == "" {
+		writeError(w, r, apierrors.NewBadRequest("PatchOptions.fieldManager is required for apply requests"), gr, info.Name)
+		return
+	}
+	force := false
+	if v := q.Get("force"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("invalid force %q", v)), gr, info.Name)
+			return
+		}
+		force = b
+	}
+	if info.Subresource != "" {
+		writeStatus(w, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, info.Name,
+			"server-side apply of subresources is not supported by this server", 0, false))
+		return
+	}
+	fm, err := s.applyManagers.forResource(ep.res)
+	if err == nil && fm == nil {
+		err = apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, info.Name,
+			"server-side apply is not enabled on this server", 0, false)
+	}
+	if err != nil {
+		writeError(w, r, err, gr, info.Name)
+		return
+	}
+	applied, err := parseApplied(ep, info, patch)
+	if err != nil {
+		writeError(w, r, err, gr, info.Name)
+		return
+	}
+	apply := func(live runtime.Object) (runtime.Object, []string, error) {
+		out, err := fm.Apply(live, applied, manager, force)
+		return out, nil, err
+	}
+	info.applying = true
+	ctx := r.Context()
+	key := ep.key(info.Namespace, info.Name)
+	for attempt := 0; ; attempt++ {
+		cur := ep.res.New()
+		err := ep.store.Get(ctx, key, cur)
+		if err != nil {
+			err = toAPIError(err, gr, info.Name)
+		}
+		if apierrors.IsNotFound(err) {
+			// Apply creates what does not exist yet.
+			out, err := s.applyCreate(ctx, ep, info, dryRun, apply)
+			if apierrors.IsAlreadyExists(err) && attempt < 3 {
+				continue // created meanwhile: apply onto it
+			}
+			if err != nil {
+				writeError(w, r, err, gr, info.Name)
+				return
+			}
+			s.writeObject(w, r, ep, http.StatusCreated, out)
+			return
+		}
+		if err != nil {
+			writeError(w, r, err, gr, info.Name)
+			return
+		}
+		out, _, err := s.update(ctx, ep, info, dryRun, apply)
+		if err != nil {
+			err = toAPIError(err, gr, info.Name)
+		}
+		if apierrors.IsNotFound(err) && attempt < 3 {
+			continue // deleted meanwhile: create it
+		}
+		if err != nil {
+			writeError(w, r, err, gr, info.Name)
+			return
+		}
+		s.writeObject(w, r, ep, http.StatusOK, out)
+		return
+	}
+}
+
+func (s *Server) applyCreate(ctx context.Context, ep *endpoint, info *requestInfo, dryRun bool, apply func(runtime.Object) (runtime.Object, []string, error)) (runtime.Object, error) {
+	live := ep.res.New()
+	live.GetObjectKind().SetGroupVersionKind(ep.res.GroupVersionKind())
+	m, _ := meta.Accessor(live)
+	m.SetName(info.Name)
+	m.SetNamespace(info.Namespace)
+	obj, _, err := apply(live)
+	if err != nil {
+		return nil, err
+	}
+	return s.createObject(ctx, ep, info.Namespace, obj, dryRun, true)
+}
+
+// parseApplied decodes an apply configuration and checks that it is about the object the URL
+// names.
+func parseApplied(ep *endpoint, info *requestInfo, patch []byte) (*unstructured.Unstructured, error) {
+	js, err := yaml.YAMLToJSON(patch)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js, &m); err != nil || m == nil {
+		return nil, apierrors.NewBadRequest("error decoding YAML: the apply configuration must be an object")
+	}
+	u := &unstructured.Unstructured{Object: m}
+	gvk := ep.res.GroupVersionKind()
+	if u.GetAPIVersion() == "" || u.GetKind() == "" {
+		return nil, apierrors.NewBadRequest("apiVersion and kind must be set in the apply configuration")
+	}
+	if u.GetAPIVersion() != gvk.GroupVersion().String() {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", u.GetAPIVersion(), gvk.GroupVersion()))
+	}
+	if u.GetKind() != gvk.Kind {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", u.GetKind(), gvk.Kind))
+	}
+	if n := u.GetName(); n != "" && n != info.Name {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", n, info.Name))
+	}
+	if ns := u.GetNamespace(); ns != "" && ns != info.Namespace {
+		return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	return u, nil
+}
