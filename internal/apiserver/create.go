@@ -66,6 +66,16 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, ep *endpoi
 		writeError(w, r, err, gr, "")
 		return
 	}
+	if ep.res.NotStored {
+		addWarnings(w, warnings)
+		out, err := s.review(r.Context(), ep, info, obj)
+		if err != nil {
+			writeError(w, r, err, gr, "")
+			return
+		}
+		s.writeObject(w, r, ep, http.StatusCreated, out)
+		return
+	}
 	out, err := s.create(r.Context(), ep, info.Namespace, obj, dryRun)
 	addWarnings(w, warnings)
 	if err != nil {

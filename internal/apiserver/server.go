@@ -60,6 +60,8 @@ type Config struct {
 	// Metrics are further gatherers /metrics serves beside the API server's own (the
 	// components' registries); nil serves prometheus.DefaultGatherer with them.
 	Metrics prometheus.Gatherers
+	// AuthenticateToken answers TokenReviews (optional: without it no token is valid).
+	AuthenticateToken func(token string) (*auth.User, bool)
 	// ApplyModels returns the OpenAPI schemas of the served kinds, for server-side apply;
 	// called once, on the first apply (nil: apply answers 415).
 	ApplyModels func() (map[string]*spec.Schema, error)
@@ -119,6 +121,10 @@ func New(cfg Config) (*Server, error) {
 	codec := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
 	for _, res := range cfg.Resources {
 		res := res
+		if res.NotStored {
+			s.endpoints[gvrKey(res.Group, res.Version, res.Resource)] = &endpoint{res: res, cacher: noStats{}}
+			continue
+		}
 		if res.Stored != nil {
 			continue
 		}

@@ -165,6 +165,12 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, bool) {
 	if !ok {
 		return nil, false
 	}
+	return a.AuthenticateToken(token)
+}
+
+// AuthenticateToken identifies the user a bearer token stands for: a static token, then the
+// added authenticators (service-account and bootstrap tokens). It also answers TokenReviews.
+func (a *Authenticator) AuthenticateToken(token string) (*User, bool) {
 	a.mu.RLock()
 	stored, found := a.tokens[hashToken(token)]
 	extra := a.extra
@@ -301,6 +307,7 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 			// Credentials must not travel further, e.g. to backends
 			// reached through a proxy handler.
 			r.Header.Del("Authorization")
+			u = impersonate(r, u)
 			r = r.WithContext(WithUser(r.Context(), u))
 		case isPublicPath(r.URL.Path):
 		default:
@@ -309,6 +316,33 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// impersonate applies the Impersonate-User, -Uid and -Group headers (kubectl --as,
+// --as-group, --as-uid): the request then acts as that user. Kubernetes lets a user
+// impersonate when authorized to; this server authorizes every authenticated user, so any
+// authenticated user may. The headers are removed once applied.
+func impersonate(r *http.Request, u *User) *User {
+	name := r.Header.Get("Impersonate-User")
+	if name == "" {
+		return u
+	}
+	imp := &User{Name: name, UID: r.Header.Get("Impersonate-Uid"), Groups: r.Header.Values("Impersonate-Group")}
+	if strings.HasPrefix(name, "system:serviceaccount:") && len(imp.Groups) == 0 {
+		// As Kubernetes does: a service account is in its groups.
+		if parts := strings.Split(name, ":"); len(parts) == 4 {
+			imp.Groups = []string{"system:serviceaccounts", "system:serviceaccounts:" + parts[2]}
+		}
+	}
+	for _, h := range []string{"Impersonate-User", "Impersonate-Uid", "Impersonate-Group"} {
+		r.Header.Del(h)
+	}
+	for k := range r.Header {
+		if strings.HasPrefix(k, "Impersonate-Extra-") {
+			r.Header.Del(k)
+		}
+	}
+	return imp.withAuthenticatedGroup()
 }
 
 func isPublicPath(p string) bool {

@@ -170,7 +170,7 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		ExtraHandlers:   map[string]http.Handler{podproxy.MetricsPrefix: metricsAPI, podproxy.MetricsPrefix + "/": metricsAPI},
 		ExtraGroups:     []apiserver.ExtraGroup{{Legacy: podproxy.MetricsAPIGroup(), Aggregated: podproxy.MetricsAggregatedDiscovery()}},
 		ExternalAddress: net.JoinHostPort(host, strconv.Itoa(port)), Version: version.Info(), Logger: cfg.Logger,
-		Metrics:     cfg.Metrics,
+		Metrics: cfg.Metrics, AuthenticateToken: authn.AuthenticateToken,
 		ApplyModels: func() (map[string]*spec.Schema, error) { return openapi.Models(openapiResources(cp.Resources)) },
 	})
 	if err != nil {

@@ -33,6 +33,9 @@ type Resource struct {
 	// Verbs the resource supports; nil means all of get list watch create update patch delete
 	// deletecollection.
 	Verbs []string
+	// NotStored marks create-only reviews the API server answers without storing them
+	// (TokenReview, SubjectAccessReview...).
+	NotStored bool
 
 	// HasStatus adds the /status subresource: the main endpoint then cannot change status,
 	// and /status can change nothing but status.

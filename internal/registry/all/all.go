@@ -5,6 +5,8 @@ package all
 import (
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/registry/apps"
+	"github.com/skiff-sh/skiff/internal/registry/authentication"
+	"github.com/skiff-sh/skiff/internal/registry/authorization"
 	"github.com/skiff-sh/skiff/internal/registry/autoscaling"
 	"github.com/skiff-sh/skiff/internal/registry/batch"
 	"github.com/skiff-sh/skiff/internal/registry/coordination"
@@ -30,7 +32,8 @@ func Resources() []*registry.Resource {
 	for _, group := range [][]*registry.Resource{
 		core.Resources(), apps.Resources(), batch.Resources(), autoscaling.Resources(),
 		coordination.Resources(), discovery.Resources(), events.Resources(), networking.Resources(),
-		policy.Resources(), rbac.Resources(), storageapi.Resources(),
+		policy.Resources(), rbac.Resources(), storageapi.Resources(), authentication.Resources(),
+		authorization.Resources(),
 	} {
 		out = append(out, group...)
 	}
