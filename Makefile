@@ -16,7 +16,7 @@ LDFLAGS := -s -w \
   -X k8s.io/component-base/version.buildDate=$(DATE)
 DATA_DIR ?= /var/lib/skiff
 
-.PHONY: build run setup test unit integration e2e etcd bench clean images test-images
+.PHONY: build run setup test unit integration e2e etcd helm bench clean images test-images
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
@@ -32,6 +32,12 @@ test-images:
 etcd:
 	@test -x bin/etcd || $(GO) build -o bin/etcd go.etcd.io/etcd/server/v3
 
+# The real helm (v4, server-side apply by default), built from the Go module proxy, for the
+# e2e tests that install, upgrade, roll back and uninstall a chart.
+HELM_VERSION := v4.3.2
+helm:
+	@test -x bin/helm || GOBIN=$(CURDIR)/bin GOFLAGS= $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+
 # Installs what a cluster needs on this machine, builds skiff and runs it in the foreground.
 run: setup build
 	./bin/skiff server --data-dir $(DATA_DIR)
@@ -41,7 +47,7 @@ setup:
 
 # Every test: unit, integration (in-process control plane), storage against an external etcd,
 # and end to end with the built binary and the real kubectl.
-test: setup build etcd test-images
+test: setup build etcd helm test-images
 	bash hack/test.sh
 
 unit:
@@ -50,7 +56,7 @@ unit:
 integration:
 	$(GO) test ./test/integration/...
 
-e2e: build
+e2e: build helm
 	$(GO) test -count=1 ./test/e2e/...
 
 bench: build etcd
