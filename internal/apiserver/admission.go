@@ -2,11 +2,13 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,6 +46,14 @@ func (s *Server) admitCreate(ctx context.Context, ep *endpoint, obj runtime.Obje
 		// The deprecated alias mirrors it, as Kubernetes keeps them in step.
 		pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
 		addDefaultTolerations(pod)
+		if err := s.admitPriority(ctx, pod); err != nil {
+			return err
+		}
+	}
+	if pc, ok := obj.(*schedulingv1.PriorityClass); ok && pc.GlobalDefault {
+		if err := s.onlyOneDefaultPriorityClass(ctx, pc); err != nil {
+			return err
+		}
 	}
 	if ing, ok := obj.(*networkingv1.Ingress); ok {
 		s.defaultIngressClass(ctx, ing)
@@ -119,6 +129,86 @@ func (s *Server) defaultClass(ctx context.Context, group, resource string, list 
 		return "", false
 	}
 	return chosen.GetName(), true
+}
+
+// priorityClasses lists the PriorityClasses from the watch cache.
+func (s *Server) priorityClasses(ctx context.Context) ([]schedulingv1.PriorityClass, error) {
+	ep := s.endpoints[gvrKey(schedulingv1.GroupName, "v1", "priorityclasses")]
+	if ep == nil {
+		return nil, nil
+	}
+	var list schedulingv1.PriorityClassList
+	if err := ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: "0", Recursive: true,
+		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, &list); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// admitPriority is Kubernetes' Priority admission: a pod's priorityClassName (or the global
+// default class) gives its priority and preemption policy; an unknown class, or a priority
+// the pod sets itself that differs, is refused.
+func (s *Server) admitPriority(ctx context.Context, pod *corev1.Pod) error {
+	classes, err := s.priorityClasses(ctx)
+	if err != nil {
+		return err
+	}
+	forbidden := func(msg string) error {
+		return apierrors.NewForbidden(corev1.Resource("pods"), pod.Name, errors.New(msg))
+	}
+	var class *schedulingv1.PriorityClass
+	if name := pod.Spec.PriorityClassName; name != "" {
+		for i := range classes {
+			if classes[i].Name == name {
+				class = &classes[i]
+			}
+		}
+		if class == nil {
+			return forbidden(fmt.Sprintf("no PriorityClass with name %v was found", name))
+		}
+	} else {
+		for i := range classes {
+			c := &classes[i]
+			// The default with the lowest value wins if several claim it, as in Kubernetes.
+			if c.GlobalDefault && (class == nil || c.Value < class.Value) {
+				class = c
+			}
+		}
+	}
+	priority, policy := int32(0), corev1.PreemptLowerPriority
+	if class != nil {
+		priority = class.Value
+		if class.PreemptionPolicy != nil {
+			policy = *class.PreemptionPolicy
+		}
+		pod.Spec.PriorityClassName = class.Name
+	}
+	if pod.Spec.Priority != nil && *pod.Spec.Priority != priority {
+		return forbidden(fmt.Sprintf("the integer value of priority (%d) must not be provided in pod spec; priority admission controller computed %d from the given PriorityClass name",
+			*pod.Spec.Priority, priority))
+	}
+	pod.Spec.Priority = &priority
+	if pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy != policy {
+		return forbidden(fmt.Sprintf("the string value of PreemptionPolicy (%s) must not be provided in pod spec; priority admission controller computed %s from the given PriorityClass name",
+			*pod.Spec.PreemptionPolicy, policy))
+	}
+	pod.Spec.PreemptionPolicy = &policy
+	return nil
+}
+
+// onlyOneDefaultPriorityClass refuses a second global default PriorityClass.
+func (s *Server) onlyOneDefaultPriorityClass(ctx context.Context, pc *schedulingv1.PriorityClass) error {
+	classes, err := s.priorityClasses(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range classes {
+		if c.GlobalDefault && c.Name != pc.Name {
+			return apierrors.NewForbidden(schedulingv1.Resource("priorityclasses"), pc.Name,
+				fmt.Errorf("PriorityClass %v is already marked as default. Only one default can exist", c.Name))
+		}
+	}
+	return nil
 }
 
 func (s *Server) namespaceAcceptsContent(ctx context.Context, ep *endpoint, obj runtime.Object) error {

@@ -34,6 +34,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/loopback"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/registry/all"
+	"github.com/skiff-sh/skiff/internal/registry/scheduling"
 	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/version"
 )
@@ -271,11 +272,7 @@ func (cp *ControlPlane) RESTConfig() (*rest.Config, error) {
 
 // bootstrap creates what a cluster has from the start: the system namespaces.
 func (cp *ControlPlane) bootstrap(ctx context.Context) error {
-	rc, err := cp.RESTConfig()
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(rc)
+	cs, err := kubernetes.NewForConfig(cp.LoopbackConfig())
 	if err != nil {
 		return err
 	}
@@ -283,6 +280,12 @@ func (cp *ControlPlane) bootstrap(ctx context.Context) error {
 		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create namespace %s: %w", name, err)
+		}
+	}
+	for _, pc := range scheduling.SystemClasses() {
+		_, err := cs.SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create priority class %s: %w", pc.Name, err)
 		}
 	}
 	return cp.bootstrapKubernetesService(ctx, cs)

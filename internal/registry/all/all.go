@@ -16,6 +16,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry/networking"
 	"github.com/skiff-sh/skiff/internal/registry/policy"
 	"github.com/skiff-sh/skiff/internal/registry/rbac"
+	"github.com/skiff-sh/skiff/internal/registry/scheduling"
 	"github.com/skiff-sh/skiff/internal/registry/storageapi"
 )
 
@@ -33,7 +34,7 @@ func Resources() []*registry.Resource {
 		core.Resources(), apps.Resources(), batch.Resources(), autoscaling.Resources(),
 		coordination.Resources(), discovery.Resources(), events.Resources(), networking.Resources(),
 		policy.Resources(), rbac.Resources(), storageapi.Resources(), authentication.Resources(),
-		authorization.Resources(),
+		authorization.Resources(), scheduling.Resources(),
 	} {
 		out = append(out, group...)
 	}

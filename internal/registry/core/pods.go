@@ -69,17 +69,7 @@ func defaultPod(pod *corev1.Pod) {
 		defaultHostNetworkPorts(spec.InitContainers)
 	}
 	defaultPodLevelRequests(spec)
-	// What the Priority admission plugin sets when no PriorityClass is named and no global
-	// default class exists.
-	if spec.PriorityClassName == "" {
-		if spec.Priority == nil {
-			spec.Priority = int32Ptr(0)
-		}
-		if spec.PreemptionPolicy == nil {
-			p := corev1.PreemptLowerPriority
-			spec.PreemptionPolicy = &p
-		}
-	}
+	// priority and preemptionPolicy come from Priority admission (internal/apiserver).
 	// podIP/podIPs and hostIP/hostIPs are kept in sync by the API.
 	st := &pod.Status
 	if len(st.PodIPs) == 0 && st.PodIP != "" {

@@ -40,8 +40,8 @@ func TestDefaultPod(t *testing.T) {
 		s.EnableServiceLinks == nil || !*s.EnableServiceLinks {
 		t.Errorf("pod spec defaults not applied: %+v", s)
 	}
-	if s.Priority == nil || *s.Priority != 0 || s.PreemptionPolicy == nil || *s.PreemptionPolicy != corev1.PreemptLowerPriority {
-		t.Errorf("priority defaults: %v %v", s.Priority, s.PreemptionPolicy)
+	if s.Priority != nil || s.PreemptionPolicy != nil {
+		t.Errorf("priority is Priority admission's to set, not a default: %v %v", s.Priority, s.PreemptionPolicy)
 	}
 	c := s.Containers[0]
 	if c.ImagePullPolicy != corev1.PullAlways || c.TerminationMessagePath != "/dev/termination-log" ||
