@@ -331,6 +331,9 @@ func setRV(obj runtime.Object, rv int64) {
 // waitFresh waits until the cache has seen revision rv (0: until it is loaded). When it has not
 // got there, it asks etcd for a progress notification, which advances the cache's revision
 // even when nothing of this resource changed.
+// progressRequestInterval is how often a reader waiting for a revision asks etcd again.
+const progressRequestInterval = 100 * time.Millisecond
+
 func (c *Cacher) waitFresh(ctx context.Context, rv int64, timeout time.Duration) error {
 	c.mu.RLock()
 	fresh := c.ready && c.rv >= rv
@@ -338,9 +341,12 @@ func (c *Cacher) waitFresh(ctx context.Context, rv int64, timeout time.Duration)
 	if fresh {
 		return nil
 	}
-	if c.isReady() && rv > 0 {
-		_ = c.cfg.Store.Client().RequestProgress(clientv3.WithRequireLeader(ctx))
+	requestProgress := func() {
+		if c.isReady() && rv > 0 {
+			_ = c.cfg.Store.Client().RequestProgress(clientv3.WithRequireLeader(ctx))
+		}
 	}
+	requestProgress()
 	var deadline <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -351,11 +357,21 @@ func (c *Cacher) waitFresh(ctx context.Context, rv int64, timeout time.Duration)
 	defer close(done)
 	expired := false
 	go func() {
-		select {
-		case <-ctx.Done():
-		case <-deadline:
-		case <-done:
-			return
+		// A progress request made before the cache's etcd watch is registered reaches no
+		// watcher; ask again while waiting, as Kubernetes' progress requester does.
+		tick := time.NewTicker(progressRequestInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+			case <-deadline:
+			case <-done:
+				return
+			case <-tick.C:
+				requestProgress()
+				continue
+			}
+			break
 		}
 		c.mu.Lock()
 		expired = true
