@@ -216,6 +216,7 @@ func TestKubectlDiscovery(t *testing.T) {
 		"persistentvolumeclaims v1":                         {"pvc", "true", "PersistentVolumeClaim"},
 		"persistentvolumes v1":                              {"pv", "false", "PersistentVolume"},
 		"pods v1":                                           {"po", "true", "Pod"},
+		"podtemplates v1":                                   {"", "true", "PodTemplate"},
 		"replicationcontrollers v1":                         {"rc", "true", "ReplicationController"},
 		"resourcequotas v1":                                 {"quota", "true", "ResourceQuota"},
 		"secrets v1":                                        {"", "true", "Secret"},

@@ -29,6 +29,7 @@ func Resources() []*registry.Resource {
 		replicationControllers(),
 		limitRanges(),
 		resourceQuotas(),
+		podTemplates(),
 	}
 }
 

@@ -436,3 +436,25 @@ func TestServiceAccountsRow(t *testing.T) {
 		t.Errorf("row = %v", row)
 	}
 }
+
+func TestPodTemplate(t *testing.T) {
+	r := podTemplates()
+	pt := &corev1.PodTemplate{ObjectMeta: metav1.ObjectMeta{Name: "tpl"}, Template: corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "x"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Image: "busybox"}, {Name: "b", Image: "web:v1"}}}}}
+	r.Default(pt)
+	if pt.Template.Spec.RestartPolicy != corev1.RestartPolicyAlways || pt.Template.Spec.Containers[0].ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("template defaults not applied: %+v", pt.Template.Spec)
+	}
+	if errs := r.Validate(pt); len(errs) != 0 {
+		t.Errorf("valid template: %v", errs)
+	}
+	row := r.Row(pt, time.Now())
+	if row[1] != "a,b" || row[2] != "busybox,web:v1" || row[3] != "app=x" {
+		t.Errorf("row %v", row)
+	}
+	pt.Template.Spec.Containers = nil
+	if errs := r.Validate(pt); len(errs) == 0 || errs[0].Field != "template.spec.containers" {
+		t.Errorf("template without containers: %v", errs)
+	}
+}
