@@ -104,11 +104,16 @@ func newController(cc *controller.Context) (*Controller, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addPod,
-		UpdateFunc: c.updatePod,
-		DeleteFunc: c.deletePod,
-	}); err != nil {
+	owned := &controllerutil.OwnedPods[*appsv1.DaemonSet]{
+		GVK: gvk, Queue: c.queue, Expectations: c.exp,
+		Get:  func(ns, name string) (*appsv1.DaemonSet, error) { return c.dsLister.DaemonSets(ns).Get(name) },
+		List: func(ns string) ([]*appsv1.DaemonSet, error) { return c.dsLister.DaemonSets(ns).List(labels.Everything()) },
+		Selects: func(ds *appsv1.DaemonSet, pod *corev1.Pod) bool {
+			return controllerutil.SelectsPod(ds.Spec.Selector, pod)
+		},
+		MinReadySeconds: func(ds *appsv1.DaemonSet) int32 { return ds.Spec.MinReadySeconds },
+	}
+	if _, err := podInf.Informer().AddEventHandler(owned.Handlers()); err != nil {
 		return nil, err
 	}
 	if _, err := nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -179,106 +184,6 @@ func (c *Controller) enqueueAll() {
 }
 
 // --- pod events ---
-
-func (c *Controller) resolve(namespace string, ref *metav1.OwnerReference) *appsv1.DaemonSet {
-	if ref.Kind != gvk.Kind {
-		return nil
-	}
-	ds, err := c.dsLister.DaemonSets(namespace).Get(ref.Name)
-	if err != nil || ds.UID != ref.UID {
-		return nil
-	}
-	return ds
-}
-
-func (c *Controller) selecting(pod *corev1.Pod) []*appsv1.DaemonSet {
-	all, err := c.dsLister.DaemonSets(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	var out []*appsv1.DaemonSet
-	for _, ds := range all {
-		sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
-			out = append(out, ds)
-		}
-	}
-	return out
-}
-
-func (c *Controller) addPod(obj interface{}) {
-	pod := obj.(*corev1.Pod)
-	if pod.DeletionTimestamp != nil {
-		c.deletePod(pod)
-		return
-	}
-	if ref := metav1.GetControllerOf(pod); ref != nil {
-		if ds := c.resolve(pod.Namespace, ref); ds != nil {
-			c.exp.CreationObserved(dsKey(ds))
-			c.queue.Add(dsKey(ds))
-		}
-		return
-	}
-	for _, ds := range c.selecting(pod) {
-		c.queue.Add(dsKey(ds))
-	}
-}
-
-func (c *Controller) updatePod(old, cur interface{}) {
-	oldPod, curPod := old.(*corev1.Pod), cur.(*corev1.Pod)
-	if oldPod.ResourceVersion == curPod.ResourceVersion {
-		return
-	}
-	if curPod.DeletionTimestamp != nil {
-		c.deletePod(curPod)
-		return
-	}
-	curRef, oldRef := metav1.GetControllerOf(curPod), metav1.GetControllerOf(oldPod)
-	if oldRef != nil && !reflect.DeepEqual(curRef, oldRef) {
-		if ds := c.resolve(oldPod.Namespace, oldRef); ds != nil {
-			c.queue.Add(dsKey(ds))
-		}
-	}
-	if curRef != nil {
-		ds := c.resolve(curPod.Namespace, curRef)
-		if ds == nil {
-			return
-		}
-		c.queue.Add(dsKey(ds))
-		if !controllerutil.IsPodReady(oldPod) && controllerutil.IsPodReady(curPod) && ds.Spec.MinReadySeconds > 0 {
-			c.queue.AddAfter(dsKey(ds), time.Duration(ds.Spec.MinReadySeconds)*time.Second+time.Second)
-		}
-		return
-	}
-	if !reflect.DeepEqual(oldPod.Labels, curPod.Labels) || oldRef != nil {
-		for _, ds := range c.selecting(curPod) {
-			c.queue.Add(dsKey(ds))
-		}
-	}
-}
-
-func (c *Controller) deletePod(obj interface{}) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		t, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = t.Obj.(*corev1.Pod); !ok {
-			return
-		}
-	}
-	ref := metav1.GetControllerOf(pod)
-	if ref == nil {
-		return
-	}
-	ds := c.resolve(pod.Namespace, ref)
-	if ds == nil {
-		return
-	}
-	c.exp.DeletionObserved(dsKey(ds), pod.Namespace+"/"+pod.Name)
-	c.queue.Add(dsKey(ds))
-}
 
 // --- sync ---
 

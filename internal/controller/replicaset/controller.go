@@ -34,21 +34,23 @@ const BurstReplicas = 500
 
 // Controller manages ReplicaSets (or ReplicationControllers).
 type Controller struct {
-	name     string
-	client   kubernetes.Interface
-	kind     kind
-	pods     corelisters.PodLister
-	podInf   cache.SharedIndexInformer
-	rsInf    cache.SharedIndexInformer // ReplicaSets, for pods related through a Deployment
-	synced   []cache.InformerSynced
-	queue    workqueue.TypedRateLimitingInterface[string]
-	exp      *controllerutil.Expectations
-	recorder record.EventRecorder
-	podCtl   controllerutil.PodControl
-	log      *slog.Logger
-	workers  int
-	burst    int
-	now      func() time.Time
+	name   string
+	client kubernetes.Interface
+	kind   kind
+	pods   corelisters.PodLister
+	podInf cache.SharedIndexInformer
+	// podEvents route pod events to their owners (controllerutil.OwnedPods).
+	podEvents cache.ResourceEventHandlerFuncs
+	rsInf     cache.SharedIndexInformer // ReplicaSets, for pods related through a Deployment
+	synced    []cache.InformerSynced
+	queue     workqueue.TypedRateLimitingInterface[string]
+	exp       *controllerutil.Expectations
+	recorder  record.EventRecorder
+	podCtl    controllerutil.PodControl
+	log       *slog.Logger
+	workers   int
+	burst     int
+	now       func() time.Time
 }
 
 // New builds the ReplicaSet controller.
@@ -94,11 +96,14 @@ func newController(ctx *controller.Context, name string, k kind) (*Controller, e
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := c.podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addPod,
-		UpdateFunc: c.updatePod,
-		DeleteFunc: c.deletePod,
-	}); err != nil {
+	c.podEvents = (&controllerutil.OwnedPods[*appsv1.ReplicaSet]{
+		GVK: k.gvk(), Queue: c.queue, Expectations: c.exp, Get: k.get, List: k.list,
+		Selects: func(rs *appsv1.ReplicaSet, pod *corev1.Pod) bool {
+			return selectorOf(rs).Matches(labels.Set(pod.Labels))
+		},
+		MinReadySeconds: func(rs *appsv1.ReplicaSet) int32 { return rs.Spec.MinReadySeconds },
+	}).Handlers()
+	if _, err := c.podInf.AddEventHandler(c.podEvents); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -178,122 +183,6 @@ func (c *Controller) deleteOwner(obj interface{}) {
 
 // resolve returns the controller a controllerRef points at, if it is of our kind and the
 // same object (UID) we know.
-func (c *Controller) resolve(namespace string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
-	gvk := c.kind.gvk()
-	if ref.Kind != gvk.Kind {
-		return nil
-	}
-	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err != nil || gv.Group != gvk.Group {
-		return nil
-	}
-	rs, err := c.kind.get(namespace, ref.Name)
-	if err != nil || rs.UID != ref.UID {
-		return nil
-	}
-	return rs
-}
-
-// selecting returns our controllers in the pod's namespace whose selector matches it.
-func (c *Controller) selecting(pod *corev1.Pod) []*appsv1.ReplicaSet {
-	all, err := c.kind.list(pod.Namespace)
-	if err != nil {
-		return nil
-	}
-	var out []*appsv1.ReplicaSet
-	for _, rs := range all {
-		if selectorOf(rs).Matches(labels.Set(pod.Labels)) {
-			out = append(out, rs)
-		}
-	}
-	return out
-}
-
-func (c *Controller) addPod(obj interface{}) {
-	pod := obj.(*corev1.Pod)
-	if pod.DeletionTimestamp != nil {
-		// Seen for the first time already terminating (e.g. after a restart): count it gone.
-		c.deletePod(pod)
-		return
-	}
-	if ref := metav1.GetControllerOf(pod); ref != nil {
-		rs := c.resolve(pod.Namespace, ref)
-		if rs == nil {
-			return
-		}
-		key := rs.Namespace + "/" + rs.Name
-		c.exp.CreationObserved(key)
-		c.queue.Add(key)
-		return
-	}
-	for _, rs := range c.selecting(pod) {
-		c.enqueue(rs)
-	}
-}
-
-func (c *Controller) updatePod(old, cur interface{}) {
-	oldPod, curPod := old.(*corev1.Pod), cur.(*corev1.Pod)
-	if oldPod.ResourceVersion == curPod.ResourceVersion {
-		return // a resync
-	}
-	labelsChanged := !reflect.DeepEqual(oldPod.Labels, curPod.Labels)
-	if curPod.DeletionTimestamp != nil {
-		// Graceful deletion started: the pod no longer counts; lower expectations now rather
-		// than after the grace period.
-		c.deletePod(curPod)
-		if labelsChanged {
-			c.deletePod(oldPod)
-		}
-		return
-	}
-	curRef, oldRef := metav1.GetControllerOf(curPod), metav1.GetControllerOf(oldPod)
-	if !reflect.DeepEqual(curRef, oldRef) && oldRef != nil {
-		if rs := c.resolve(oldPod.Namespace, oldRef); rs != nil {
-			c.enqueue(rs)
-		}
-	}
-	if curRef != nil {
-		rs := c.resolve(curPod.Namespace, curRef)
-		if rs == nil {
-			return
-		}
-		c.enqueue(rs)
-		// A pod that just became ready becomes available minReadySeconds later; check then.
-		if !controllerutil.IsPodReady(oldPod) && controllerutil.IsPodReady(curPod) && rs.Spec.MinReadySeconds > 0 {
-			c.enqueueAfter(rs, time.Duration(rs.Spec.MinReadySeconds)*time.Second+time.Second)
-		}
-		return
-	}
-	if labelsChanged || !reflect.DeepEqual(curRef, oldRef) {
-		for _, rs := range c.selecting(curPod) {
-			c.enqueue(rs)
-		}
-	}
-}
-
-func (c *Controller) deletePod(obj interface{}) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		t, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = t.Obj.(*corev1.Pod); !ok {
-			return
-		}
-	}
-	ref := metav1.GetControllerOf(pod)
-	if ref == nil {
-		return
-	}
-	rs := c.resolve(pod.Namespace, ref)
-	if rs == nil {
-		return
-	}
-	key := rs.Namespace + "/" + rs.Name
-	c.exp.DeletionObserved(key, pod.Namespace+"/"+pod.Name)
-	c.queue.Add(key)
-}
-
 // --- sync ---
 
 func (c *Controller) sync(ctx context.Context, key string) error {

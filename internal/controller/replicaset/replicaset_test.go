@@ -217,7 +217,7 @@ func TestSyncCreatesWithExpectations(t *testing.T) {
 	// The informer delivers them; expectations are met and nothing more is created.
 	for i := range pods.Items {
 		_ = h.c.podInf.GetIndexer().Add(&pods.Items[i])
-		h.c.addPod(&pods.Items[i])
+		h.c.podEvents.OnAdd(&pods.Items[i], false)
 	}
 	if !h.c.exp.Satisfied("ns/web") {
 		t.Fatal("expectations not satisfied after observing every pod")

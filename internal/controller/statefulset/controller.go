@@ -90,11 +90,16 @@ func newController(cc *controller.Context) (*Controller, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addPod,
-		UpdateFunc: c.updatePod,
-		DeleteFunc: c.deletePod,
-	}); err != nil {
+	owned := &controllerutil.OwnedPods[*appsv1.StatefulSet]{
+		GVK: gvk, Queue: c.queue,
+		Get:  func(ns, name string) (*appsv1.StatefulSet, error) { return c.setLister.StatefulSets(ns).Get(name) },
+		List: func(ns string) ([]*appsv1.StatefulSet, error) { return c.setLister.StatefulSets(ns).List(labels.Everything()) },
+		Selects: func(set *appsv1.StatefulSet, pod *corev1.Pod) bool {
+			return controllerutil.SelectsPod(set.Spec.Selector, pod)
+		},
+		MinReadySeconds: func(set *appsv1.StatefulSet) int32 { return set.Spec.MinReadySeconds },
+	}
+	if _, err := podInf.Informer().AddEventHandler(owned.Handlers()); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -142,104 +147,6 @@ func (c *Controller) enqueueKey(key string) {
 func setKey(set *appsv1.StatefulSet) string { return set.Namespace + "/" + set.Name }
 
 // --- pod events ---
-
-func (c *Controller) resolve(namespace string, ref *metav1.OwnerReference) *appsv1.StatefulSet {
-	if ref.Kind != gvk.Kind {
-		return nil
-	}
-	set, err := c.setLister.StatefulSets(namespace).Get(ref.Name)
-	if err != nil || set.UID != ref.UID {
-		return nil
-	}
-	return set
-}
-
-func (c *Controller) selecting(pod *corev1.Pod) []*appsv1.StatefulSet {
-	all, err := c.setLister.StatefulSets(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	var out []*appsv1.StatefulSet
-	for _, set := range all {
-		sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
-			out = append(out, set)
-		}
-	}
-	return out
-}
-
-func (c *Controller) addPod(obj interface{}) {
-	pod := obj.(*corev1.Pod)
-	if pod.DeletionTimestamp != nil {
-		c.deletePod(pod)
-		return
-	}
-	if ref := metav1.GetControllerOf(pod); ref != nil {
-		if set := c.resolve(pod.Namespace, ref); set != nil {
-			c.queue.Add(setKey(set))
-		}
-		return
-	}
-	for _, set := range c.selecting(pod) {
-		c.queue.Add(setKey(set))
-	}
-}
-
-func (c *Controller) updatePod(old, cur interface{}) {
-	oldPod, curPod := old.(*corev1.Pod), cur.(*corev1.Pod)
-	if oldPod.ResourceVersion == curPod.ResourceVersion {
-		return
-	}
-	if curPod.DeletionTimestamp != nil {
-		c.deletePod(curPod)
-		return
-	}
-	curRef, oldRef := metav1.GetControllerOf(curPod), metav1.GetControllerOf(oldPod)
-	if oldRef != nil && !reflect.DeepEqual(curRef, oldRef) {
-		if set := c.resolve(oldPod.Namespace, oldRef); set != nil {
-			c.queue.Add(setKey(set))
-		}
-	}
-	if curRef != nil {
-		set := c.resolve(curPod.Namespace, curRef)
-		if set == nil {
-			return
-		}
-		c.queue.Add(setKey(set))
-		if !controllerutil.IsPodReady(oldPod) && controllerutil.IsPodReady(curPod) && set.Spec.MinReadySeconds > 0 {
-			c.queue.AddAfter(setKey(set), time.Duration(set.Spec.MinReadySeconds)*time.Second+time.Second)
-		}
-		return
-	}
-	if !reflect.DeepEqual(oldPod.Labels, curPod.Labels) || oldRef != nil {
-		for _, set := range c.selecting(curPod) {
-			c.queue.Add(setKey(set))
-		}
-	}
-}
-
-func (c *Controller) deletePod(obj interface{}) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		t, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = t.Obj.(*corev1.Pod); !ok {
-			return
-		}
-	}
-	ref := metav1.GetControllerOf(pod)
-	if ref == nil {
-		return
-	}
-	set := c.resolve(pod.Namespace, ref)
-	if set == nil {
-		return
-	}
-	c.queue.Add(setKey(set))
-}
 
 // --- sync ---
 
