@@ -138,15 +138,9 @@ func (o *OwnedPods[T]) update(old, cur interface{}) {
 }
 
 func (o *OwnedPods[T]) delete(obj interface{}) {
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := DeletedPod(obj)
 	if !ok {
-		t, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = t.Obj.(*corev1.Pod); !ok {
-			return
-		}
+		return
 	}
 	ref := metav1.GetControllerOf(pod)
 	if ref == nil {
@@ -160,6 +154,19 @@ func (o *OwnedPods[T]) delete(obj interface{}) {
 		o.Expectations.DeletionObserved(ownerKey(owner), pod.Namespace+"/"+pod.Name)
 	}
 	o.Queue.Add(ownerKey(owner))
+}
+
+// DeletedPod is the pod of a delete event: the pod itself, or the last state an informer
+// knew when it missed the deletion (cache.DeletedFinalStateUnknown).
+func DeletedPod(obj interface{}) (*corev1.Pod, bool) {
+	if pod, ok := obj.(*corev1.Pod); ok {
+		return pod, true
+	}
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		pod, ok := t.Obj.(*corev1.Pod)
+		return pod, ok
+	}
+	return nil, false
 }
 
 // SelectsPod reports whether a workload's label selector matches pod; an empty or invalid

@@ -28,7 +28,9 @@ func ownedFixture() (*OwnedPods[*appsv1.ReplicaSet], workqueue.TypedRateLimiting
 			}
 			return nil, errors.New("not found")
 		},
-		List: func(ns string) ([]*appsv1.ReplicaSet, error) { return []*appsv1.ReplicaSet{sets["web"], sets["db"]}, nil },
+		List: func(ns string) ([]*appsv1.ReplicaSet, error) {
+			return []*appsv1.ReplicaSet{sets["web"], sets["db"]}, nil
+		},
 		Selects: func(rs *appsv1.ReplicaSet, pod *corev1.Pod) bool {
 			return SelectsPod(rs.Spec.Selector, pod)
 		},

@@ -106,8 +106,10 @@ func newController(cc *controller.Context) (*Controller, error) {
 	}
 	owned := &controllerutil.OwnedPods[*appsv1.DaemonSet]{
 		GVK: gvk, Queue: c.queue, Expectations: c.exp,
-		Get:  func(ns, name string) (*appsv1.DaemonSet, error) { return c.dsLister.DaemonSets(ns).Get(name) },
-		List: func(ns string) ([]*appsv1.DaemonSet, error) { return c.dsLister.DaemonSets(ns).List(labels.Everything()) },
+		Get: func(ns, name string) (*appsv1.DaemonSet, error) { return c.dsLister.DaemonSets(ns).Get(name) },
+		List: func(ns string) ([]*appsv1.DaemonSet, error) {
+			return c.dsLister.DaemonSets(ns).List(labels.Everything())
+		},
 		Selects: func(ds *appsv1.DaemonSet, pod *corev1.Pod) bool {
 			return controllerutil.SelectsPod(ds.Spec.Selector, pod)
 		},

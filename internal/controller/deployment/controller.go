@@ -238,15 +238,9 @@ func (c *Controller) deleteReplicaSet(obj interface{}) {
 // deletePod wakes a Recreate deployment when one of its old pods is finally gone: it waits
 // for that before starting the new ReplicaSet.
 func (c *Controller) deletePod(obj interface{}) {
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := controllerutil.DeletedPod(obj)
 	if !ok {
-		t, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = t.Obj.(*corev1.Pod); !ok {
-			return
-		}
+		return
 	}
 	ref := metav1.GetControllerOf(pod)
 	if ref == nil || ref.Kind != "ReplicaSet" {

@@ -92,8 +92,10 @@ func newController(cc *controller.Context) (*Controller, error) {
 	}
 	owned := &controllerutil.OwnedPods[*appsv1.StatefulSet]{
 		GVK: gvk, Queue: c.queue,
-		Get:  func(ns, name string) (*appsv1.StatefulSet, error) { return c.setLister.StatefulSets(ns).Get(name) },
-		List: func(ns string) ([]*appsv1.StatefulSet, error) { return c.setLister.StatefulSets(ns).List(labels.Everything()) },
+		Get: func(ns, name string) (*appsv1.StatefulSet, error) { return c.setLister.StatefulSets(ns).Get(name) },
+		List: func(ns string) ([]*appsv1.StatefulSet, error) {
+			return c.setLister.StatefulSets(ns).List(labels.Everything())
+		},
 		Selects: func(set *appsv1.StatefulSet, pod *corev1.Pod) bool {
 			return controllerutil.SelectsPod(set.Spec.Selector, pod)
 		},
