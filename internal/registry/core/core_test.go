@@ -35,6 +35,7 @@ func TestDiscoveryFacts(t *testing.T) {
 		"replicationcontrollers": {"ReplicationController", true, "rc", true, false, true},
 		"limitranges":            {"LimitRange", true, "limits", false, true, false},
 		"resourcequotas":         {"ResourceQuota", true, "quota", true, true, false},
+		"podtemplates":           {"PodTemplate", true, "", false, false, false},
 	}
 	rs := Resources()
 	if len(rs) != len(want) {
