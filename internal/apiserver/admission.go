@@ -104,12 +104,7 @@ func (s *Server) defaultIngressClass(ctx context.Context, ing *networkingv1.Ingr
 // the class annotated as the default, the newest when several are (ties by name), as
 // Kubernetes' default-class admission plugins choose.
 func (s *Server) defaultClass(ctx context.Context, group, resource string, list runtime.Object, annotation string, items func(func(metav1.Object))) (string, bool) {
-	ep := s.endpoints[gvrKey(group, "v1", resource)]
-	if ep == nil {
-		return "", false
-	}
-	if err := ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: "0", Recursive: true,
-		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, list); err != nil {
+	if err := s.listCached(ctx, group, resource, list); err != nil {
 		return "", false
 	}
 	var chosen metav1.Object
@@ -131,18 +126,22 @@ func (s *Server) defaultClass(ctx context.Context, group, resource string, list 
 	return chosen.GetName(), true
 }
 
+// listCached lists every object of a cluster-scoped v1 resource of group from the watch cache
+// into list; a resource that is not served lists nothing.
+func (s *Server) listCached(ctx context.Context, group, resource string, list runtime.Object) error {
+	ep := s.endpoints[gvrKey(group, "v1", resource)]
+	if ep == nil {
+		return nil
+	}
+	return ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: "0", Recursive: true,
+		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, list)
+}
+
 // priorityClasses lists the PriorityClasses from the watch cache.
 func (s *Server) priorityClasses(ctx context.Context) ([]schedulingv1.PriorityClass, error) {
-	ep := s.endpoints[gvrKey(schedulingv1.GroupName, "v1", "priorityclasses")]
-	if ep == nil {
-		return nil, nil
-	}
 	var list schedulingv1.PriorityClassList
-	if err := ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: "0", Recursive: true,
-		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, &list); err != nil {
-		return nil, err
-	}
-	return list.Items, nil
+	err := s.listCached(ctx, schedulingv1.GroupName, "priorityclasses", &list)
+	return list.Items, err
 }
 
 // admitPriority is Kubernetes' Priority admission: a pod's priorityClassName (or the global

@@ -14,10 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/kube-openapi/pkg/validation/spec"
-	"sigs.k8s.io/yaml"
 
 	"github.com/skiff-sh/skiff/internal/registry"
 )
@@ -92,6 +92,9 @@ func (d defaulter) Default(obj runtime.Object) {
 // parameter, else the client's user agent up to its first "/" (as Kubernetes does: "kubectl",
 // "kube-controller-manager").
 func fieldManagerName(r *http.Request) string {
+	if r == nil {
+		return ""
+	}
 	if m := r.URL.Query().Get("fieldManager"); m != "" {
 		return m
 	}
@@ -144,42 +147,23 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request, ep *endpoin
 	}
 	info.applying = true
 	ctx := r.Context()
-	key := ep.key(info.Namespace, info.Name)
+	// Apply onto the live object; one that does not exist yet is created. Either may race with
+	// a delete or a create of the same name: then the other path is tried.
 	for attempt := 0; ; attempt++ {
-		cur := ep.res.New()
-		err := ep.store.Get(ctx, key, cur)
-		if err != nil {
-			err = toAPIError(err, gr, info.Name)
-		}
-		if apierrors.IsNotFound(err) {
-			// Apply creates what does not exist yet.
-			out, err := s.applyCreate(ctx, ep, info, dryRun, apply)
-			if apierrors.IsAlreadyExists(err) && attempt < 3 {
-				continue // created meanwhile: apply onto it
-			}
-			if err != nil {
-				writeError(w, r, err, gr, info.Name)
-				return
-			}
-			s.writeObject(w, r, ep, http.StatusCreated, out)
-			return
-		}
-		if err != nil {
-			writeError(w, r, err, gr, info.Name)
-			return
-		}
 		out, _, err := s.update(ctx, ep, info, dryRun, apply)
-		if err != nil {
-			err = toAPIError(err, gr, info.Name)
-		}
-		if apierrors.IsNotFound(err) && attempt < 3 {
-			continue // deleted meanwhile: create it
+		code := http.StatusOK
+		if err != nil && apierrors.IsNotFound(toAPIError(err, gr, info.Name)) {
+			code = http.StatusCreated
+			out, err = s.applyCreate(ctx, ep, info, dryRun, apply)
+			if apierrors.IsAlreadyExists(err) && attempt < 3 {
+				continue
+			}
 		}
 		if err != nil {
 			writeError(w, r, err, gr, info.Name)
 			return
 		}
-		s.writeObject(w, r, ep, http.StatusOK, out)
+		s.writeObject(w, r, ep, code, out)
 		return
 	}
 }
@@ -200,7 +184,7 @@ func (s *Server) applyCreate(ctx context.Context, ep *endpoint, info *requestInf
 // parseApplied decodes an apply configuration and checks that it is about the object the URL
 // names.
 func parseApplied(ep *endpoint, info *requestInfo, patch []byte) (*unstructured.Unstructured, error) {
-	js, err := yaml.YAMLToJSON(patch)
+	js, err := toJSON(string(types.ApplyYAMLPatchType), patch)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
 	}

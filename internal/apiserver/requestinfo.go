@@ -13,10 +13,10 @@ type requestInfo struct {
 	Name           string
 	Subresource    string
 	Verb           string // get list watch create update patch delete deletecollection
-	// fieldManager names who writes, for managedFields (see apply.go); applying is set for
-	// server-side apply, whose field manager computes managedFields itself.
-	fieldManager string
-	applying     bool
+	// req is the request, for what only some writes need (the field manager name, see
+	// apply.go); applying is set for server-side apply, which computes managedFields itself.
+	req      *http.Request
+	applying bool
 }
 
 // parseResourcePath parses /api/v1/... and /apis/<group>/<version>/... paths. The second result

@@ -388,9 +388,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		notFoundPath(w)
 		return
 	}
-	if r.Method == http.MethodPut || r.Method == http.MethodPatch {
-		info.fieldManager = fieldManagerName(r)
-	}
+	info.req = r
 	ep := s.endpoints[gvrKey(info.Group, info.Version, info.Resource)]
 	if ep == nil {
 		notFoundPath(w)

@@ -294,7 +294,7 @@ func (s *Server) prepareUpdate(ctx context.Context, ep *endpoint, info *requestI
 			return nil, err
 		}
 		if fm != nil {
-			if obj, err = fm.Update(cur, obj, info.fieldManager); err != nil {
+			if obj, err = fm.Update(cur, obj, fieldManagerName(info.req)); err != nil {
 				return nil, err
 			}
 			if newMeta, err = meta.Accessor(obj); err != nil {

@@ -108,7 +108,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 			if !ok {
 				return
 			}
-			var obj any = ev.Object
+			obj := ev.Object
 			switch {
 			case ev.Type == watch.Bookmark && kind.partial():
 				obj = partialObject(ev.Object, version)
@@ -131,11 +131,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 				obj = partialObject(ev.Object, version)
 			}
 			if proto {
-				ro, _ := obj.(runtime.Object)
-				if ro == nil {
-					ro = ev.Object
-				}
-				if err := writeProtoEvent(w, ev.Type, ro); err != nil {
+				if err := writeProtoEvent(w, ev.Type, obj); err != nil {
 					return
 				}
 			} else if err := enc.Encode(watchEvent{Type: ev.Type, Object: obj}); err != nil {
