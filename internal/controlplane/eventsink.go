@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-sh/skiff/internal/promutil"
 )
 
 // The client-go event broadcaster writes one event at a time and drops what arrives while
@@ -56,14 +58,7 @@ const (
 )
 
 func newAsyncSink(ctx context.Context, inner record.EventSink, log *slog.Logger) *asyncSink {
-	eventSinkOnce.Do(func() {
-		if err := prometheus.DefaultRegisterer.Register(eventSinkWrites); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				eventSinkWrites = are.ExistingCollector.(*prometheus.CounterVec)
-			}
-		}
-	})
+	eventSinkOnce.Do(func() { eventSinkWrites, _ = promutil.Register(prometheus.DefaultRegisterer, eventSinkWrites) })
 	s := &asyncSink{inner: inner, log: log}
 	for range sinkWorkers {
 		q := make(chan sinkOp, sinkQueueDepth)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skiff-sh/skiff/internal/promutil"
 )
 
 // metrics of the proxy.
@@ -35,23 +37,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"ingress"}),
 	}
-	m.requests = register(reg, m.requests)
-	m.upstream = register(reg, m.upstream)
+	m.requests, _ = promutil.Register(reg, m.requests)
+	m.upstream, _ = promutil.Register(reg, m.upstream)
 	return m
-}
-
-// register registers c, or reuses the collector already registered under the same name
-// (several instances in one process, e.g. tests, share prometheus.DefaultRegisterer).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 type ctxKey struct{}

@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skiff-sh/skiff/internal/promutil"
 )
 
 type metrics struct {
@@ -41,19 +41,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, err
 }
 
-// register registers c, or returns the collector already registered under its name (a second
-// proxy in the same process, as in tests, shares the metrics).
+// register registers c (see promutil.Register), keeping the first error in *errp.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		if *errp == nil {
-			*errp = err
-		}
+	c, err := promutil.Register(reg, c)
+	if err != nil && *errp == nil {
+		*errp = err
 	}
 	return c
 }

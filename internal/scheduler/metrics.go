@@ -1,10 +1,11 @@
 package scheduler
 
 import (
-	"errors"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skiff-sh/skiff/internal/promutil"
 )
 
 // Metrics, named as kube-scheduler names them.
@@ -43,14 +44,7 @@ var (
 // register adds c to the default registry, reusing an identical collector already there
 // (several schedulers in one process, as in tests).
 func register[T prometheus.Collector](c T) T {
-	if err := prometheus.DefaultRegisterer.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing
-			}
-		}
-	}
+	c, _ = promutil.Register(prometheus.DefaultRegisterer, c)
 	return c
 }
 
