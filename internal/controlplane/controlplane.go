@@ -252,10 +252,11 @@ func openapiResources(rs []*registry.Resource) []openapi.Resource {
 // requests go straight to the API server's handler (internal/loopback), as system:admin,
 // without TLS or a socket.
 func (cp *ControlPlane) LoopbackConfig() *rest.Config {
+	user := auth.LoopbackUser() // one for every request: handlers only read it
 	return &rest.Config{
 		Host: cp.URL, QPS: 5000, Burst: 10000,
 		Transport: &loopback.Transport{Handler: cp.API.Handler(), Logger: cp.log,
-			Context: func(ctx context.Context) context.Context { return auth.WithUser(ctx, auth.LoopbackUser()) }},
+			Context: func(ctx context.Context) context.Context { return auth.WithUser(ctx, user) }},
 	}
 }
 
@@ -270,7 +271,8 @@ func (cp *ControlPlane) RESTConfig() (*rest.Config, error) {
 	return c, nil
 }
 
-// bootstrap creates what a cluster has from the start: the system namespaces.
+// bootstrap creates what a cluster has from the start: the system namespaces, the system
+// PriorityClasses and the kubernetes Service.
 func (cp *ControlPlane) bootstrap(ctx context.Context) error {
 	cs, err := kubernetes.NewForConfig(cp.LoopbackConfig())
 	if err != nil {

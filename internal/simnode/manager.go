@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/controllerutil"
 )
 
 // NodeNameIndex indexes pods by spec.nodeName. Components that share a pod informer share it.
@@ -180,7 +181,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for m.processNext(ctx, q) {
+				for controllerutil.ProcessNext(ctx, q, m.log, m.sync) {
 				}
 			}()
 		}
@@ -426,30 +427,17 @@ func (m *Manager) forgetPod(p *corev1.Pod) {
 // ---------------------------------------------------------------------------------------
 // Work
 
-func (m *Manager) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[key]) bool {
-	k, quit := q.Get()
-	if quit {
-		return false
-	}
-	defer q.Done(k)
-	var err error
+// sync does the work one key stands for.
+func (m *Manager) sync(ctx context.Context, k key) error {
 	switch k.kind {
 	case kindPod:
-		err = m.syncPod(ctx, k.namespace, k.name)
+		return m.syncPod(ctx, k.namespace, k.name)
 	case kindLease:
-		err = m.syncLease(ctx, k.name)
+		return m.syncLease(ctx, k.name)
 	case kindNode:
-		err = m.syncNode(ctx, k.name)
+		return m.syncNode(ctx, k.name)
 	}
-	if err != nil {
-		if ctx.Err() == nil {
-			m.log.Debug("simnode sync failed; retrying", "kind", k.kind, "namespace", k.namespace, "name", k.name, "err", err)
-		}
-		q.AddRateLimited(k)
-		return true
-	}
-	q.Forget(k)
-	return true
+	return nil
 }
 
 // syncLease renews a node's lease (creating it if it is gone) and schedules the next renewal.

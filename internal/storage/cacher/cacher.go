@@ -328,12 +328,12 @@ func setRV(obj runtime.Object, rv int64) {
 	}
 }
 
-// waitFresh waits until the cache has seen revision rv (0: until it is loaded). When it has not
-// got there, it asks etcd for a progress notification, which advances the cache's revision
-// even when nothing of this resource changed.
 // progressRequestInterval is how often a reader waiting for a revision asks etcd again.
 const progressRequestInterval = 100 * time.Millisecond
 
+// waitFresh waits until the cache has seen revision rv (0: until it is loaded). When it has not
+// got there, it asks etcd for a progress notification, which advances the cache's revision
+// even when nothing of this resource changed.
 func (c *Cacher) waitFresh(ctx context.Context, rv int64, timeout time.Duration) error {
 	c.mu.RLock()
 	fresh := c.ready && c.rv >= rv
@@ -363,20 +363,20 @@ func (c *Cacher) waitFresh(ctx context.Context, rv int64, timeout time.Duration)
 		defer tick.Stop()
 		for {
 			select {
-			case <-ctx.Done():
-			case <-deadline:
 			case <-done:
 				return
 			case <-tick.C:
 				requestProgress()
 				continue
+			case <-ctx.Done():
+			case <-deadline:
 			}
-			break
+			c.mu.Lock()
+			expired = true
+			c.cond.Broadcast()
+			c.mu.Unlock()
+			return
 		}
-		c.mu.Lock()
-		expired = true
-		c.cond.Broadcast()
-		c.mu.Unlock()
 	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
