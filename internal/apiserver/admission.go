@@ -11,6 +11,7 @@ import (
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -73,11 +74,7 @@ func (s *Server) defaultStorageClass(ctx context.Context, pvc *corev1.Persistent
 	}
 	var list storagev1.StorageClassList
 	if name, ok := s.defaultClass(ctx, "storage.k8s.io", "storageclasses", &list,
-		"storageclass.kubernetes.io/is-default-class", func(yield func(metav1.Object)) {
-			for i := range list.Items {
-				yield(&list.Items[i])
-			}
-		}); ok {
+		"storageclass.kubernetes.io/is-default-class"); ok {
 		pvc.Spec.StorageClassName = &name
 	}
 }
@@ -91,11 +88,7 @@ func (s *Server) defaultIngressClass(ctx context.Context, ing *networkingv1.Ingr
 	}
 	var list networkingv1.IngressClassList
 	if name, ok := s.defaultClass(ctx, "networking.k8s.io", "ingressclasses", &list,
-		networkingv1.AnnotationIsDefaultIngressClass, func(yield func(metav1.Object)) {
-			for i := range list.Items {
-				yield(&list.Items[i])
-			}
-		}); ok {
+		networkingv1.AnnotationIsDefaultIngressClass); ok {
 		ing.Spec.IngressClassName = &name
 	}
 }
@@ -103,14 +96,15 @@ func (s *Server) defaultIngressClass(ctx context.Context, ing *networkingv1.Ingr
 // defaultClass lists a class resource (v1 of group) from the watch cache into list and names
 // the class annotated as the default, the newest when several are (ties by name), as
 // Kubernetes' default-class admission plugins choose.
-func (s *Server) defaultClass(ctx context.Context, group, resource string, list runtime.Object, annotation string, items func(func(metav1.Object))) (string, bool) {
+func (s *Server) defaultClass(ctx context.Context, group, resource string, list runtime.Object, annotation string) (string, bool) {
 	if err := s.listCached(ctx, group, resource, list); err != nil {
 		return "", false
 	}
 	var chosen metav1.Object
-	items(func(c metav1.Object) {
-		if c.GetAnnotations()[annotation] != "true" {
-			return
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		c, err := meta.Accessor(o)
+		if err != nil || c.GetAnnotations()[annotation] != "true" {
+			return nil
 		}
 		ct, cc := c.GetCreationTimestamp(), metav1.Time{}
 		if chosen != nil {
@@ -119,6 +113,7 @@ func (s *Server) defaultClass(ctx context.Context, group, resource string, list 
 		if chosen == nil || ct.After(cc.Time) || (ct.Equal(&cc) && c.GetName() < chosen.GetName()) {
 			chosen = c
 		}
+		return nil
 	})
 	if chosen == nil {
 		return "", false
