@@ -60,7 +60,8 @@ func dsAgent(name string) *appsv1.DaemonSet {
 	}
 }
 
-func dsStatus(t *testing.T, c *skifftest.Cluster, ns, name string) (string, bool) {
+// dsStatus reads the DaemonSet once and returns what `kubectl rollout status` says of it.
+func dsStatus(t *testing.T, c *skifftest.Cluster, ns, name string) (string, bool, *appsv1.DaemonSet) {
 	t.Helper()
 	d, err := c.Client.AppsV1().DaemonSets(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
@@ -72,16 +73,17 @@ func dsStatus(t *testing.T, c *skifftest.Cluster, ns, name string) (string, bool
 	}
 	msg, done, err := (&polymorphichelpers.DaemonSetStatusViewer{}).Status(&unstructured.Unstructured{Object: u}, 0)
 	if err != nil {
-		return err.Error(), false
+		return err.Error(), false, d
 	}
-	return msg, done
+	return msg, done, d
 }
 
 func dsWaitRolledOut(t *testing.T, c *skifftest.Cluster, ns, name string, desired int32) {
 	t.Helper()
 	wlEventually(t, 60*time.Second, "daemon set rollout", func() (bool, string) {
-		msg, done := dsStatus(t, c, ns, name)
-		d, _ := c.Client.AppsV1().DaemonSets(ns).Get(context.Background(), name, metav1.GetOptions{})
+		// One read: a status written before the controller saw any node (desired 0) counts as
+		// rolled out for kubectl, and must not pair with a later read's desired count.
+		msg, done, d := dsStatus(t, c, ns, name)
 		return done && msg == fmt.Sprintf("daemon set %q successfully rolled out\n", name) && d.Status.DesiredNumberScheduled == desired,
 			fmt.Sprintf("%s %+v", msg, d.Status)
 	})
@@ -292,6 +294,21 @@ type dsWatch struct {
 	maxPods  int
 	minReady int
 	armed    bool
+	log      []string // every event seen, for a failure's message
+}
+
+// arm starts counting ready nodes once every one of n pods is seen ready.
+func (d *dsWatch) arm(n int) (bool, string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ready := 0
+	for _, r := range d.ready {
+		if r {
+			ready++
+		}
+	}
+	d.armed = ready == n && len(d.ready) == n
+	return d.armed, fmt.Sprint(d.ready)
 }
 
 func dsWatchPods(t *testing.T, c *skifftest.Cluster, ns, app string) *dsWatch {
@@ -338,6 +355,8 @@ func dsWatchPods(t *testing.T, c *skifftest.Cluster, ns, app string) *dsWatch {
 			if d.armed {
 				d.minReady = min(d.minReady, readyNodes)
 			}
+			d.log = append(d.log, fmt.Sprintf("%s %s node=%s rv=%s deleting=%v ready=%v readyNodes=%d",
+				ev.Type, p.Name, node, p.ResourceVersion, p.DeletionTimestamp != nil, stsReady(p), readyNodes))
 			d.mu.Unlock()
 		}
 	}()
@@ -354,12 +373,7 @@ func TestDaemonSetRollingUpdateMaxUnavailable(t *testing.T) {
 	}
 	dsWaitRolledOut(t, c, ns, "mu", 3)
 	w := dsWatchPods(t, c, ns, "mu")
-	wlEventually(t, 10*time.Second, "watch caught up", func() (bool, string) {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.armed = len(w.ready) == 3
-		return w.armed, fmt.Sprint(w.ready)
-	})
+	wlEventually(t, 10*time.Second, "watch caught up", func() (bool, string) { return w.arm(3) })
 	dsUpdate(t, c, ns, "mu", func(d *appsv1.DaemonSet) { d.Spec.Template.Spec.Containers[0].Image = "skiff.local/web:v2" })
 	dsWaitRolledOut(t, c, ns, "mu", 3)
 	wlEventually(t, 30*time.Second, "all on v2", func() (bool, string) {
@@ -374,7 +388,8 @@ func TestDaemonSetRollingUpdateMaxUnavailable(t *testing.T) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.maxPods != 1 || w.minReady < 2 {
-		t.Fatalf("maxUnavailable=1: at most %d pods per node (want 1), at least %d nodes ready (want 2)", w.maxPods, w.minReady)
+		t.Fatalf("maxUnavailable=1: at most %d pods per node (want 1), at least %d nodes ready (want 2); pod events:\n%s",
+			w.maxPods, w.minReady, strings.Join(w.log, "\n"))
 	}
 }
 
@@ -390,12 +405,7 @@ func TestDaemonSetRollingUpdateMaxSurge(t *testing.T) {
 	}
 	dsWaitRolledOut(t, c, ns, "surge", 3)
 	w := dsWatchPods(t, c, ns, "surge")
-	wlEventually(t, 10*time.Second, "watch caught up", func() (bool, string) {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.armed = len(w.ready) == 3
-		return w.armed, fmt.Sprint(w.ready)
-	})
+	wlEventually(t, 10*time.Second, "watch caught up", func() (bool, string) { return w.arm(3) })
 	dsUpdate(t, c, ns, "surge", func(d *appsv1.DaemonSet) { d.Spec.Template.Spec.Containers[0].Image = "skiff.local/web:v2" })
 	dsWaitRolledOut(t, c, ns, "surge", 3)
 	wlEventually(t, 30*time.Second, "all on v2", func() (bool, string) {
@@ -410,7 +420,8 @@ func TestDaemonSetRollingUpdateMaxSurge(t *testing.T) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.maxPods != 2 || w.minReady != 3 {
-		t.Fatalf("maxSurge=1: at most %d pods per node (want 2), at least %d nodes ready (want 3)", w.maxPods, w.minReady)
+		t.Fatalf("maxSurge=1: at most %d pods per node (want 2), at least %d nodes ready (want 3); pod events:\n%s",
+			w.maxPods, w.minReady, strings.Join(w.log, "\n"))
 	}
 }
 
@@ -432,7 +443,7 @@ func TestDaemonSetOnDelete(t *testing.T) {
 		d, _ := c.Client.AppsV1().DaemonSets(ns).Get(ctx, "od", metav1.GetOptions{})
 		return d.Status.ObservedGeneration == d.Generation && d.Status.UpdatedNumberScheduled == 0, fmt.Sprintf("%+v", d.Status)
 	})
-	if msg, _ := dsStatus(t, c, ns, "od"); !strings.Contains(msg, "only available for RollingUpdate") {
+	if msg, _, _ := dsStatus(t, c, ns, "od"); !strings.Contains(msg, "only available for RollingUpdate") {
 		t.Errorf("rollout status for OnDelete: %q", msg)
 	}
 	victim := dsPodsByNode(t, c, ns, "od")["sim-1"][0]
