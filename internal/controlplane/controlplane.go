@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,6 +78,9 @@ type ControlPlane struct {
 	Kubeconfig string
 	Resources  []*registry.Resource
 
+	// background is the loopback lane of in-process work that may lag behind clients.
+	background *loopback.Lane
+
 	cancel         context.CancelFunc
 	stopComponents context.CancelFunc
 	httpSrv        *http.Server
@@ -107,7 +111,8 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	cp := &ControlPlane{cfg: cfg, log: cfg.Logger, cancel: cancel, done: make(chan struct{})}
+	cp := &ControlPlane{cfg: cfg, log: cfg.Logger, cancel: cancel, done: make(chan struct{}),
+		background: loopback.NewLane(backgroundConcurrency)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -248,16 +253,44 @@ func openapiResources(rs []*registry.Resource) []openapi.Resource {
 	return out
 }
 
+// backgroundConcurrency is how many background requests of the in-process components (event
+// writes, the scheduler's reports of unschedulable pods) run at once. Unbounded, a burst of
+// them took as much CPU as the clients' own requests: with 50 clients creating pods on a
+// cluster without nodes, each create brought a FailedScheduling event and a status write, and
+// the clients' p99 went from 47 to 75 ms (bench/RESULTS.md).
+const backgroundConcurrency = 4
+
 // LoopbackConfig is the client configuration of the components running inside this process:
 // requests go straight to the API server's handler (internal/loopback), as system:admin,
-// without TLS or a socket.
+// without TLS or a socket. Background work shares one narrow lane (backgroundConcurrency).
 func (cp *ControlPlane) LoopbackConfig() *rest.Config {
 	user := auth.LoopbackUser() // one for every request: handlers only read it
 	return &rest.Config{
 		Host: cp.URL, QPS: 5000, Burst: 10000,
 		Transport: &loopback.Transport{Handler: cp.API.Handler(), Logger: cp.log,
-			Context: func(ctx context.Context) context.Context { return auth.WithUser(ctx, user) }},
+			Context:        func(ctx context.Context) context.Context { return auth.WithUser(ctx, user) },
+			BackgroundLane: cp.background, BackgroundRequest: isEventWrite},
 	}
+}
+
+// isEventWrite reports whether r writes an Event (core/v1 or events.k8s.io/v1).
+func isEventWrite(r *http.Request) bool {
+	if r.Method == http.MethodGet {
+		return false
+	}
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/apis/events.k8s.io/") {
+		return true
+	}
+	rest, ok := strings.CutPrefix(p, "/api/v1/")
+	if !ok {
+		return false
+	}
+	seg := strings.Split(rest, "/")
+	if len(seg) >= 3 && seg[0] == "namespaces" {
+		seg = seg[2:] // namespaces/{name}/events[/{name}]
+	}
+	return seg[0] == "events"
 }
 
 // RESTConfig is an admin client configuration for this control plane.

@@ -35,6 +35,10 @@ type Transport struct {
 	MaxBuffered int
 	// Logger receives panics of the handler (slog.Default when nil).
 	Logger *slog.Logger
+	// BackgroundLane, if set, bounds the requests that are background work: those whose
+	// context was marked by Background, and those BackgroundRequest (if set) picks.
+	BackgroundLane    *Lane
+	BackgroundRequest func(*http.Request) bool
 }
 
 // RoundTrip runs the handler for req and returns once it has sent its status line; the body
@@ -43,6 +47,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil {
 		closeBody(req)
 		return nil, errors.New("loopback: request without URL")
+	}
+	var lane *Lane
+	if lane = t.laneFor(req); lane != nil {
+		if err := lane.acquire(req.Context()); err != nil {
+			closeBody(req)
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithCancel(req.Context())
 	sctx := ctx
@@ -66,7 +77,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		max = DefaultMaxBuffered
 	}
 	rw := &responseWriter{header: http.Header{}, headerSent: make(chan struct{}), pipe: newPipe(max, cancel)}
-	go t.serve(rw, sreq, req.Context())
+	go t.serve(rw, sreq, req.Context(), lane)
 	<-rw.headerSent
 	return &http.Response{
 		Status:     strconv.Itoa(rw.code) + " " + http.StatusText(rw.code),
@@ -79,9 +90,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-func (t *Transport) serve(rw *responseWriter, r *http.Request, clientCtx context.Context) {
+func (t *Transport) serve(rw *responseWriter, r *http.Request, clientCtx context.Context, lane *Lane) {
 	var err error
 	defer func() {
+		if lane != nil {
+			lane.release()
+		}
 		if p := recover(); p != nil {
 			if p != http.ErrAbortHandler {
 				log := t.Logger

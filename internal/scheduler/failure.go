@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiff-sh/skiff/internal/loopback"
 	"github.com/skiff-sh/skiff/internal/scheduler/framework"
 	"github.com/skiff-sh/skiff/internal/scheduler/queue"
 )
@@ -93,7 +94,8 @@ func applyCondition(st *v1.PodStatus, cond v1.PodCondition, nominating *framewor
 }
 
 // updateStatus writes the condition in the background (retrying on conflicts), so a
-// slow API server does not slow scheduling.
+// slow API server does not slow scheduling. In-process, the write takes the loopback's
+// background lane: it reports, nobody waits for it.
 func (s *Scheduler) updateStatus(ctx context.Context, pod *v1.Pod, cond v1.PodCondition, nominating *framework.NominatingInfo) {
 	probe := pod.Status.DeepCopy()
 	if !applyCondition(probe, cond, nominating) {
@@ -114,7 +116,7 @@ func (s *Scheduler) updateStatus(ctx context.Context, pod *v1.Pod, cond v1.PodCo
 			if !applyCondition(&cp.Status, cond, nominating) {
 				return
 			}
-			_, err := s.client.CoreV1().Pods(cp.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{})
+			_, err := s.client.CoreV1().Pods(cp.Namespace).UpdateStatus(loopback.Background(ctx), cp, metav1.UpdateOptions{})
 			switch {
 			case err == nil, apierrors.IsNotFound(err):
 				return
