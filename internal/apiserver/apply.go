@@ -45,11 +45,17 @@ type fieldManagers struct {
 
 	mu       sync.Mutex
 	managers map[schema.GroupVersionKind]*managedfields.FieldManager
+	// custom are the managers of custom resources, by the Resource a definition's version
+	// gave (a new one when the definition changes).
+	custom map[*registry.Resource]*managedfields.FieldManager
 }
 
 func (f *fieldManagers) forResource(res *registry.Resource) (*managedfields.FieldManager, error) {
 	if f == nil || f.models == nil {
 		return nil, nil
+	}
+	if _, ok := res.New().(*unstructured.Unstructured); ok {
+		return f.forCustom(res)
 	}
 	f.once.Do(func() {
 		models, err := f.models()
@@ -77,6 +83,66 @@ func (f *fieldManagers) forResource(res *registry.Resource) (*managedfields.Fiel
 	}
 	f.managers[gvk] = fm
 	return fm, nil
+}
+
+// forCustom serves custom resources: their structure is deduced from the objects (lists and
+// maps are atomic), and versions differ only in apiVersion.
+func (f *fieldManagers) forCustom(res *registry.Resource) (*managedfields.FieldManager, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fm := f.custom[res]; fm != nil {
+		return fm, nil
+	}
+	gvk := res.GroupVersionKind()
+	fm, err := managedfields.NewDefaultFieldManager(managedfields.NewDeducedTypeConverter(), unstructuredConvertor{},
+		defaulter{res}, unstructuredCreater{}, gvk, gvk.GroupVersion(), "", nil)
+	if err != nil {
+		return nil, err
+	}
+	if f.custom == nil {
+		f.custom = map[*registry.Resource]*managedfields.FieldManager{}
+	}
+	f.custom[res] = fm
+	return fm, nil
+}
+
+// unstructuredConvertor converts custom resources between versions of the None conversion.
+type unstructuredConvertor struct{}
+
+func (unstructuredConvertor) Convert(in, out, _ interface{}) error {
+	u, ok1 := in.(*unstructured.Unstructured)
+	o, ok2 := out.(*unstructured.Unstructured)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("cannot convert %T to %T", in, out)
+	}
+	o.Object = runtime.DeepCopyJSON(u.Object)
+	return nil
+}
+
+func (unstructuredConvertor) ConvertToVersion(in runtime.Object, gv runtime.GroupVersioner) (runtime.Object, error) {
+	u, ok := in.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("cannot convert %T", in)
+	}
+	target, ok := gv.KindForGroupVersionKinds([]schema.GroupVersionKind{u.GroupVersionKind()})
+	if !ok {
+		return nil, fmt.Errorf("cannot convert %s to %v", u.GroupVersionKind(), gv)
+	}
+	out := u.DeepCopy()
+	out.SetGroupVersionKind(target)
+	return out, nil
+}
+
+func (unstructuredConvertor) ConvertFieldLabel(_ schema.GroupVersionKind, label, value string) (string, string, error) {
+	return label, value, nil
+}
+
+type unstructuredCreater struct{}
+
+func (unstructuredCreater) New(gvk schema.GroupVersionKind) (runtime.Object, error) {
+	u := &unstructured.Unstructured{Object: map[string]interface{}{}}
+	u.SetGroupVersionKind(gvk)
+	return u, nil
 }
 
 // defaulter applies a resource's defaults for the field manager.

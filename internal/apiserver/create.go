@@ -61,7 +61,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, ep *endpoi
 		return
 	}
 	obj := ep.res.New()
-	warnings, err := decodeRequest(r, body, obj, ep.res.GroupVersionKind(), fv)
+	warnings, err := decodeRequest(r, body, obj, ep.res, fv)
 	if err != nil {
 		writeError(w, r, err, gr, "")
 		return

@@ -10,11 +10,14 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/client-go/kubernetes/scheme"
 	sigsjson "sigs.k8s.io/json"
+
+	"github.com/skiff-sh/skiff/internal/registry"
 	"sigs.k8s.io/yaml"
 )
 
@@ -66,9 +69,10 @@ func parseFieldValidation(r *http.Request) (fieldValidation, error) {
 	return "", apierrors.NewBadRequest(fmt.Sprintf("fieldValidation parameter unsupported: %v", v))
 }
 
-// decodeInto decodes a JSON document into obj, expecting kind gvk. Unknown and duplicate
+// decodeInto decodes a JSON document into obj, a new object of res. Unknown and duplicate
 // fields are reported as fieldValidation asks: an error, warnings, or nothing.
-func decodeInto(data []byte, obj runtime.Object, gvk schema.GroupVersionKind, fv fieldValidation) ([]string, error) {
+func decodeInto(data []byte, obj runtime.Object, res *registry.Resource, fv fieldValidation) ([]string, error) {
+	gvk := res.GroupVersionKind()
 	var tm metav1.TypeMeta
 	if err := json.Unmarshal(data, &tm); err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
@@ -79,17 +83,35 @@ func decodeInto(data []byte, obj runtime.Object, gvk schema.GroupVersionKind, fv
 	if tm.Kind != "" && tm.Kind != gvk.Kind {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", tm.Kind, gvk.Kind))
 	}
-	strictErrs, err := sigsjson.UnmarshalStrict(data, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
-	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+	var msgs []string
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		// A custom resource: any JSON object, then cut to its schema.
+		var m map[string]interface{}
+		strictErrs, err := sigsjson.UnmarshalStrict(data, &m, sigsjson.DisallowDuplicateFields)
+		if err != nil || m == nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+		}
+		u.Object = m
+		for _, e := range strictErrs {
+			msgs = append(msgs, e.Error())
+		}
+		if res.Prune != nil {
+			for _, p := range res.Prune(u) {
+				msgs = append(msgs, fmt.Sprintf("unknown field %q", p))
+			}
+		}
+	} else {
+		strictErrs, err := sigsjson.UnmarshalStrict(data, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+		}
+		for _, e := range strictErrs {
+			msgs = append(msgs, e.Error())
+		}
 	}
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
-	if len(strictErrs) == 0 || fv == validationIgnore {
+	if len(msgs) == 0 || fv == validationIgnore {
 		return nil, nil
-	}
-	msgs := make([]string, 0, len(strictErrs))
-	for _, e := range strictErrs {
-		msgs = append(msgs, e.Error())
 	}
 	if fv == validationStrict {
 		return nil, apierrors.NewBadRequest("strict decoding error: " + strings.Join(msgs, ", "))
@@ -109,8 +131,9 @@ const protobufType = "application/vnd.kubernetes.protobuf"
 
 var protoCodec = protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
 
-// decodeRequest decodes a request body in JSON, YAML or protobuf into obj of kind gvk.
-func decodeRequest(r *http.Request, body []byte, obj runtime.Object, gvk schema.GroupVersionKind, fv fieldValidation) ([]string, error) {
+// decodeRequest decodes a request body in JSON, YAML or protobuf into obj, a new object of res.
+func decodeRequest(r *http.Request, body []byte, obj runtime.Object, res *registry.Resource, fv fieldValidation) ([]string, error) {
+	gvk := res.GroupVersionKind()
 	ct := r.Header.Get("Content-Type")
 	if mediaType(ct) == protobufType {
 		out, actual, err := protoCodec.Decode(body, &gvk, obj)
@@ -127,7 +150,7 @@ func decodeRequest(r *http.Request, body []byte, obj runtime.Object, gvk schema.
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("error converting YAML to JSON: %v", err))
 	}
-	return decodeInto(data, obj, gvk, fv)
+	return decodeInto(data, obj, res, fv)
 }
 
 // decodeLoose decodes an options-like body (DeleteOptions, Binding, Eviction) without field

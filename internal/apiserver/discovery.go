@@ -56,7 +56,7 @@ type groupInfo struct {
 func (s *Server) groups() []groupInfo {
 	seen := map[string]map[string]bool{}
 	var order []string
-	for _, r := range s.resources {
+	for _, r := range s.allResources() {
 		if r.Group == "" {
 			continue
 		}
@@ -84,7 +84,7 @@ func (s *Server) apiResourceList(group, version string) *metav1.APIResourceList 
 		gv = group + "/" + version
 	}
 	l := &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv}
-	for _, r := range s.resources {
+	for _, r := range s.allResources() {
 		if r.Group != group || r.Version != version {
 			continue
 		}
@@ -120,7 +120,7 @@ func (s *Server) aggregatedGroup(group string, versions []string) apidiscoveryv2
 	g := apidiscoveryv2.APIGroupDiscovery{ObjectMeta: metav1.ObjectMeta{Name: group}}
 	for _, v := range versions {
 		vd := apidiscoveryv2.APIVersionDiscovery{Version: v, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
-		for _, r := range s.resources {
+		for _, r := range s.allResources() {
 			if r.Group != group || r.Version != v {
 				continue
 			}

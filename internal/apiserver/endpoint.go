@@ -5,6 +5,7 @@ import (
 	"reflect"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -99,6 +100,10 @@ func statusField(obj runtime.Object) (reflect.Value, bool) {
 
 // resetStatus zeroes obj.Status.
 func resetStatus(obj runtime.Object) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		delete(u.Object, "status")
+		return
+	}
 	if f, ok := statusField(obj); ok {
 		f.Set(reflect.Zero(f.Type()))
 	}
@@ -106,6 +111,14 @@ func resetStatus(obj runtime.Object) {
 
 // copyStatus sets dst.Status to src.Status.
 func copyStatus(dst, src runtime.Object) {
+	if d, ok := dst.(*unstructured.Unstructured); ok {
+		if st, ok := src.(*unstructured.Unstructured).Object["status"]; ok {
+			d.Object["status"] = runtime.DeepCopyJSONValue(st)
+		} else {
+			delete(d.Object, "status")
+		}
+		return
+	}
 	d, ok1 := statusField(dst)
 	s, ok2 := statusField(src)
 	if ok1 && ok2 {
@@ -116,6 +129,18 @@ func copyStatus(dst, src runtime.Object) {
 // specEqual reports whether two objects are equal outside metadata and status: what decides
 // whether metadata.generation moves.
 func specEqual(a, b runtime.Object) bool {
+	if ua, ok := a.(*unstructured.Unstructured); ok {
+		ub := b.(*unstructured.Unstructured)
+		for _, m := range []map[string]interface{}{ua.Object, ub.Object} {
+			for k := range m {
+				if k != "metadata" && k != "status" && k != "apiVersion" && k != "kind" &&
+					!reflect.DeepEqual(ua.Object[k], ub.Object[k]) {
+					return false
+				}
+			}
+		}
+		return true
+	}
 	av := reflect.ValueOf(a).Elem()
 	bv := reflect.ValueOf(b).Elem()
 	for i := 0; i < av.NumField(); i++ {

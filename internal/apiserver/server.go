@@ -93,6 +93,9 @@ type Server struct {
 
 	svcAlloc *serviceAllocator
 
+	// custom serves the resources of CustomResourceDefinitions (crd.go).
+	custom customAPI
+
 	nsMu      sync.Mutex
 	deletedNS map[string]time.Time // recently deleted namespaces, checked live on create
 
@@ -117,7 +120,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, resources: cfg.Resources, endpoints: map[string]*endpoint{},
 		inflight: make(chan struct{}, cfg.MaxInFlight), metrics: newMetrics(), now: time.Now,
-		applyManagers: &fieldManagers{models: cfg.ApplyModels}}
+		applyManagers: &fieldManagers{models: cfg.ApplyModels},
+		custom:        customAPI{endpoints: map[string]*endpoint{}, defs: map[string]*servedDef{}}}
 	codec := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
 	for _, res := range cfg.Resources {
 		res := res
@@ -176,6 +180,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ready = true
 	s.readyMu.Unlock()
 	go s.runServiceRepair(ctx)
+	wg.Add(1)
+	go func() { defer wg.Done(); s.runCustomResources(ctx) }()
 	wg.Wait()
 	return nil
 }
@@ -208,7 +214,7 @@ func (s *Server) SetPending(name string, pending bool) {
 }
 
 func (s *Server) isNamespaced(group, version, resource string) (bool, bool) {
-	ep := s.endpoints[gvrKey(group, version, resource)]
+	ep := s.endpoint(group, version, resource)
 	if ep == nil {
 		return false, false
 	}
@@ -389,7 +395,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.req = r
-	ep := s.endpoints[gvrKey(info.Group, info.Version, info.Resource)]
+	ep := s.endpoint(info.Group, info.Version, info.Resource)
 	if ep == nil {
 		notFoundPath(w)
 		return

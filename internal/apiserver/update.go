@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -42,7 +43,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, ep *endpoi
 		return
 	}
 	obj := ep.res.New()
-	warnings, err := decodeRequest(r, body, obj, ep.res.GroupVersionKind(), fv)
+	warnings, err := decodeRequest(r, body, obj, ep.res, fv)
 	if err != nil {
 		writeError(w, r, err, gr, info.Name)
 		return
@@ -85,6 +86,15 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 		return
 	}
 	pt := types.PatchType(mediaType(r.Header.Get("Content-Type")))
+	_, custom := ep.res.New().(*unstructured.Unstructured)
+	switch {
+	case pt == types.StrategicMergePatchType && custom:
+		// Custom resources have no patch strategies (kubectl then uses a merge patch).
+		writeStatus(w, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, info.Name,
+			fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s",
+				types.JSONPatchType, types.MergePatchType, types.ApplyYAMLPatchType), 0, false))
+		return
+	}
 	switch pt {
 	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
 	case types.ApplyYAMLPatchType:
@@ -144,7 +154,7 @@ func applyPatch(ep *endpoint, cur runtime.Object, pt types.PatchType, patch []by
 		}
 	}
 	obj := ep.res.New()
-	warnings, err := decodeInto(patched, obj, ep.res.GroupVersionKind(), fv)
+	warnings, err := decodeInto(patched, obj, ep.res, fv)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -54,6 +54,10 @@ type Resource struct {
 	// ValidateName checks metadata.name (default: DNS subdomain).
 	ValidateName NameValidator
 
+	// Prune removes the fields of a decoded object that its schema does not declare and
+	// returns their paths, reported as unknown fields (custom resources; optional).
+	Prune func(obj runtime.Object) []string
+
 	// PrepareForCreate clears or sets server-owned fields before defaulting (optional).
 	PrepareForCreate func(obj runtime.Object)
 	// PrepareForUpdate copies server-owned fields from old to obj (optional).

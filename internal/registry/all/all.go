@@ -4,6 +4,7 @@ package all
 
 import (
 	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/registry/apiextensions"
 	"github.com/skiff-sh/skiff/internal/registry/apps"
 	"github.com/skiff-sh/skiff/internal/registry/authentication"
 	"github.com/skiff-sh/skiff/internal/registry/authorization"
@@ -34,7 +35,7 @@ func Resources() []*registry.Resource {
 		core.Resources(), apps.Resources(), batch.Resources(), autoscaling.Resources(),
 		coordination.Resources(), discovery.Resources(), events.Resources(), networking.Resources(),
 		policy.Resources(), rbac.Resources(), storageapi.Resources(), authentication.Resources(),
-		authorization.Resources(), scheduling.Resources(),
+		authorization.Resources(), scheduling.Resources(), apiextensions.Resources(),
 	} {
 		out = append(out, group...)
 	}
