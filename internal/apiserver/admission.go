@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -97,7 +98,7 @@ func (s *Server) defaultIngressClass(ctx context.Context, ing *networkingv1.Ingr
 // the class annotated as the default, the newest when several are (ties by name), as
 // Kubernetes' default-class admission plugins choose.
 func (s *Server) defaultClass(ctx context.Context, group, resource string, list runtime.Object, annotation string) (string, bool) {
-	if err := s.listCached(ctx, group, resource, list); err != nil {
+	if err := s.listCached(ctx, group, resource, list, true); err != nil {
 		return "", false
 	}
 	var chosen metav1.Object
@@ -122,20 +123,26 @@ func (s *Server) defaultClass(ctx context.Context, group, resource string, list 
 }
 
 // listCached lists every object of a cluster-scoped v1 resource of group from the watch cache
-// into list; a resource that is not served lists nothing.
-func (s *Server) listCached(ctx context.Context, group, resource string, list runtime.Object) error {
+// into list; a resource that is not served lists nothing. A consistent list includes every
+// write acknowledged before it (the cache first catches up with etcd's revision, one etcd
+// round trip); otherwise the cache may be a few milliseconds behind, like an informer.
+func (s *Server) listCached(ctx context.Context, group, resource string, list runtime.Object, consistent bool) error {
 	ep := s.endpoints[gvrKey(group, "v1", resource)]
 	if ep == nil {
 		return nil
 	}
-	return ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: "0", Recursive: true,
+	rv := "0"
+	if consistent {
+		rv = ""
+	}
+	return ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: rv, Recursive: true,
 		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, list)
 }
 
 // priorityClasses lists the PriorityClasses from the watch cache.
-func (s *Server) priorityClasses(ctx context.Context) ([]schedulingv1.PriorityClass, error) {
+func (s *Server) priorityClasses(ctx context.Context, consistent bool) ([]schedulingv1.PriorityClass, error) {
 	var list schedulingv1.PriorityClassList
-	err := s.listCached(ctx, schedulingv1.GroupName, "priorityclasses", &list)
+	err := s.listCached(ctx, schedulingv1.GroupName, "priorityclasses", &list, consistent)
 	return list.Items, err
 }
 
@@ -143,9 +150,16 @@ func (s *Server) priorityClasses(ctx context.Context) ([]schedulingv1.PriorityCl
 // default class) gives its priority and preemption policy; an unknown class, or a priority
 // the pod sets itself that differs, is refused.
 func (s *Server) admitPriority(ctx context.Context, pod *corev1.Pod) error {
-	classes, err := s.priorityClasses(ctx)
+	// Most pods name no class or one that exists for long: the cache answers. A class the
+	// cache does not know yet may have just been created, so a miss is read again consistently.
+	classes, err := s.priorityClasses(ctx, false)
 	if err != nil {
 		return err
+	}
+	if name := pod.Spec.PriorityClassName; name != "" && !slices.ContainsFunc(classes, func(c schedulingv1.PriorityClass) bool { return c.Name == name }) {
+		if classes, err = s.priorityClasses(ctx, true); err != nil {
+			return err
+		}
 	}
 	forbidden := func(msg string) error {
 		return apierrors.NewForbidden(corev1.Resource("pods"), pod.Name, errors.New(msg))
@@ -192,7 +206,7 @@ func (s *Server) admitPriority(ctx context.Context, pod *corev1.Pod) error {
 
 // onlyOneDefaultPriorityClass refuses a second global default PriorityClass.
 func (s *Server) onlyOneDefaultPriorityClass(ctx context.Context, pc *schedulingv1.PriorityClass) error {
-	classes, err := s.priorityClasses(ctx)
+	classes, err := s.priorityClasses(ctx, true)
 	if err != nil {
 		return err
 	}
