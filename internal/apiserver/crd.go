@@ -34,9 +34,10 @@ const crdKey = "apiextensions.k8s.io/v1/customresourcedefinitions"
 
 // customAPI holds the endpoints served for definitions.
 type customAPI struct {
-	mu        sync.RWMutex
-	endpoints map[string]*endpoint // gvr key → endpoint
-	defs      map[string]*servedDef
+	mu         sync.RWMutex
+	generation uint64               // moves whenever what is served changes
+	endpoints  map[string]*endpoint // gvr key → endpoint
+	defs       map[string]*servedDef
 }
 
 // servedDef is what one definition serves.
@@ -54,6 +55,15 @@ func (c *customAPI) lookup(key string) *endpoint {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.endpoints[key]
+}
+
+// CustomResources returns the custom resources served now and a generation that changes
+// whenever they do (the OpenAPI handler rebuilds its documents on a change).
+func (s *Server) CustomResources() (uint64, []*registry.Resource) {
+	s.custom.mu.RLock()
+	gen := s.custom.generation
+	s.custom.mu.RUnlock()
+	return gen, s.custom.resources()
 }
 
 func (c *customAPI) resources() []*registry.Resource {
@@ -273,6 +283,7 @@ func (s *Server) serve(ctx context.Context, crd *apiextensionsv1.CustomResourceD
 		s.custom.endpoints[k] = ep
 	}
 	s.custom.defs[crd.Name] = def
+	s.custom.generation++
 	s.custom.mu.Unlock()
 	return nil
 }
@@ -292,6 +303,7 @@ func (s *Server) unserve(name string) {
 		def.stop()
 	}
 	delete(s.custom.defs, name)
+	s.custom.generation++
 }
 
 // updateDefinitionStatus records the accepted names and the NamesAccepted and Established

@@ -155,7 +155,13 @@ func Start(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	cp.URL = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
 
 	cp.Resources = all.Resources()
-	oa, err := openapi.NewHandler(openapiResources(cp.Resources))
+	oa, err := openapi.NewHandlerWithCustom(openapiResources(cp.Resources), func() (uint64, []openapi.Resource) {
+		if cp.API == nil {
+			return 0, nil
+		}
+		gen, rs := cp.API.CustomResources()
+		return gen, openapiResources(rs)
+	})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("openapi: %w", err)
@@ -248,7 +254,7 @@ func openapiResources(rs []*registry.Resource) []openapi.Resource {
 			}
 		}
 		out = append(out, openapi.Resource{Group: r.Group, Version: r.Version, Kind: r.Kind, Resource: r.Resource,
-			Namespaced: r.Namespaced, Verbs: r.SupportedVerbs(), Subresources: subs})
+			Namespaced: r.Namespaced, Verbs: r.SupportedVerbs(), Subresources: subs, Schema: r.OpenAPISchema})
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 )
 
 // NameValidator validates a metadata.name; it returns messages as
@@ -53,6 +54,10 @@ type Resource struct {
 
 	// ValidateName checks metadata.name (default: DNS subdomain).
 	ValidateName NameValidator
+
+	// OpenAPISchema is a custom resource's schema, published in /openapi/v3 (built-in kinds
+	// take theirs from the generated definitions).
+	OpenAPISchema *spec.Schema
 
 	// Prune removes the fields of a decoded object that its schema does not declare and
 	// returns their paths, reported as unknown fields (custom resources; optional).

@@ -73,6 +73,9 @@ func TestKubectlCustomResources(t *testing.T) {
 			errOut = k.mustFail(obj(`{cronSpec: "x", replicas: -1}`), "apply", "-f", "-")
 			mustContain(t, errOut, "spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0")
 
+			// The schema is published: kubectl explain reads it.
+			mustContain(t, k.run("explain", "crontabs."+group+".spec"), "KIND:       CronTab", "FIELD: spec <Object>", "cronSpec\t<string>", "replicas\t<integer>")
+
 			mustContain(t, k.run("scale", "crontabs."+group+"/my-cron", "--replicas=3"), "scaled")
 			if got := k.run("get", "crontabs."+group, "my-cron", "-o", "jsonpath={.spec.replicas}"); got != "3" {
 				t.Fatalf("after scale: %q", got)

@@ -24,6 +24,10 @@ type Resource struct {
 	// Streaming ones (exec, attach, portforward, proxy) are not described
 	// and are ignored.
 	Subresources []string
+	// Schema, for a custom resource, is its version's schema (OpenAPI v3, no $refs); its
+	// definitions are named as Kubernetes names them (com.example.stable.v1.CronTab) instead
+	// of coming from the generated Go types.
+	Schema *spec.Schema
 }
 
 // Title and version of the documents' info object. Clients do not read
@@ -84,6 +88,7 @@ func BuildV3(resources []Resource) (map[string][]byte, error) {
 		return nil, err
 	}
 	defs := loadDefinitions(true)
+	maps.Copy(defs, pb.custom)
 	out := make(map[string][]byte, len(pb.docs))
 	for _, d := range pb.sortedDocs() {
 		reached, err := defs.closure(slices.Sorted(maps.Keys(d.roots)), v3RefPrefix)

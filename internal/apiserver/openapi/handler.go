@@ -51,10 +51,19 @@ const (
 // (a few hundred milliseconds that server start-up should not pay) and
 // then cached, each representation encoded once.
 func NewHandler(resources []Resource) (http.Handler, error) {
+	return NewHandlerWithCustom(resources, nil)
+}
+
+// CustomSource returns the custom resources served now and a generation that changes with them.
+type CustomSource func() (generation uint64, resources []Resource)
+
+// NewHandlerWithCustom also serves, in /openapi/v3, the group/versions of custom resources
+// (CustomResourceDefinitions): their documents are rebuilt when the generation moves.
+func NewHandlerWithCustom(resources []Resource, custom CustomSource) (http.Handler, error) {
 	if err := validate(resources); err != nil {
 		return nil, err
 	}
-	return &handler{resources: slices.Clone(resources)}, nil
+	return &handler{resources: slices.Clone(resources), custom: custom}, nil
 }
 
 // validate runs the cheap part of building: every kind resolves to a
@@ -76,12 +85,76 @@ func validate(resources []Resource) error {
 
 type handler struct {
 	resources []Resource
+	custom    CustomSource
+
+	customMu  sync.Mutex
+	customGen uint64
+	customV3  map[string]*document
+	customIdx *variant // the index with the custom group/versions, nil when there are none
 
 	once sync.Once
 	err  error
 	v2   *document
 	v3   map[string]*document // by group/version path, "apis/apps/v1"
 	idx  *variant             // the /openapi/v3 index
+}
+
+// customDocuments returns the custom group/versions' documents and the index listing them
+// beside the built-in ones, rebuilt when the custom resources changed.
+func (h *handler) customDocuments() (map[string]*document, *variant) {
+	if h.custom == nil {
+		return nil, nil
+	}
+	gen, resources := h.custom()
+	h.customMu.Lock()
+	defer h.customMu.Unlock()
+	if gen == h.customGen && (h.customV3 != nil || len(resources) == 0) {
+		return h.customV3, h.customIdx
+	}
+	h.customGen, h.customV3, h.customIdx = gen, nil, nil
+	if len(resources) == 0 {
+		return nil, nil
+	}
+	v3, err := BuildV3(resources)
+	if err != nil {
+		slog.Error("build OpenAPI documents of custom resources", "err", err)
+		return nil, nil
+	}
+	docs := make(map[string]*document, len(v3))
+	for gv, body := range v3 {
+		if _, builtin := h.v3[gv]; !builtin {
+			docs[gv] = newDocument(body, mediaProtoV3, v3Proto)
+		}
+	}
+	idx, err := h.index(docs)
+	if err != nil {
+		slog.Error("build OpenAPI index", "err", err)
+		return nil, nil
+	}
+	h.customV3, h.customIdx = docs, idx
+	return docs, idx
+}
+
+// index lists the built-in group/versions and extra ones.
+func (h *handler) index(extra map[string]*document) (*variant, error) {
+	type entry struct {
+		URL string `json:"serverRelativeURL"`
+	}
+	index := struct {
+		Paths map[string]entry `json:"paths"`
+	}{Paths: make(map[string]entry, len(h.v3)+len(extra))}
+	for _, docs := range []map[string]*document{h.v3, extra} {
+		for gv, d := range docs {
+			// The hash lets clients cache a group/version's document for good and notice a
+			// change from the index alone.
+			index.Paths[gv] = entry{URL: pathV3 + "/" + gv + "?hash=" + d.hash}
+		}
+	}
+	b, err := json.Marshal(index)
+	if err != nil {
+		return nil, fmt.Errorf("openapi: marshal v3 index: %w", err)
+	}
+	return newVariant(mediaJSON, b, contentHash(b)), nil
 }
 
 func (h *handler) build() {
@@ -98,25 +171,10 @@ func (h *handler) build() {
 		return
 	}
 	h.v3 = make(map[string]*document, len(v3))
-	type entry struct {
-		URL string `json:"serverRelativeURL"`
-	}
-	index := struct {
-		Paths map[string]entry `json:"paths"`
-	}{Paths: make(map[string]entry, len(v3))}
 	for gv, body := range v3 {
-		d := newDocument(body, mediaProtoV3, v3Proto)
-		h.v3[gv] = d
-		// The hash lets clients cache a group/version's document for good
-		// and notice a change from the index alone.
-		index.Paths[gv] = entry{URL: pathV3 + "/" + gv + "?hash=" + d.hash}
+		h.v3[gv] = newDocument(body, mediaProtoV3, v3Proto)
 	}
-	b, err := json.Marshal(index)
-	if err != nil {
-		h.err = fmt.Errorf("openapi: marshal v3 index: %w", err)
-		return
-	}
-	h.idx = newVariant(mediaJSON, b, contentHash(b))
+	h.idx, h.err = h.index(nil)
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -137,14 +195,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	customDocs, customIdx := h.customDocuments()
 	switch {
 	case p == pathV2:
 		h.serveDocument(w, r, h.v2, mediaProtoV2, mediaProtoV2Deprecate)
 	case p == pathV3:
+		if customIdx != nil {
+			serveVariant(w, r, customIdx)
+			return
+		}
 		serveVariant(w, r, h.idx)
 	default:
 		gv := strings.TrimPrefix(p, pathV3+"/")
 		d, ok := h.v3[gv]
+		if !ok {
+			d, ok = customDocs[gv]
+		}
 		if !ok {
 			http.NotFound(w, r)
 			return

@@ -117,5 +117,10 @@ var (
 		"application/json-patch+json", "application/merge-patch+json",
 		"application/strategic-merge-patch+json", "application/apply-patch+yaml",
 	}
+	// mediaPatchCustom is what custom resources accept: no strategic merge patch, so that
+	// kubectl apply sends them a merge patch, as Kubernetes declares them.
+	mediaPatchCustom = []string{
+		"application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml",
+	}
 	mediaText = []string{"text/plain", "application/json", "application/yaml", "application/vnd.kubernetes.protobuf"}
 )

@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -39,6 +40,9 @@ type pathBuilder struct {
 	gvks map[string][]schema.GroupVersionKind // definition name → kinds
 	ids  map[string]string                    // operationId → path, to catch duplicates
 	err  error                                // first duplicate found
+	// customNames and custom are the definitions of custom resources (v3 form).
+	customNames map[schema.GroupVersionKind]string
+	custom      definitions
 }
 
 func buildPaths(resources []Resource) (*pathBuilder, error) {
@@ -49,6 +53,11 @@ func buildPaths(resources []Resource) (*pathBuilder, error) {
 	}
 	// Status is the core group's kind, whatever group returns it.
 	b.gvks[modelStatus] = []schema.GroupVersionKind{{Version: "v1", Kind: "Status"}}
+	for _, r := range resources {
+		if r.Schema != nil {
+			b.addCustom(r)
+		}
+	}
 	for _, r := range resources {
 		err := b.addResource(r)
 		if err == nil {
@@ -99,9 +108,12 @@ func (b *pathBuilder) doc(gv schema.GroupVersion) *gvDoc {
 // model returns the definition name for gvk and records that the
 // definition stands for that kind.
 func (b *pathBuilder) model(gvk schema.GroupVersionKind) (string, error) {
-	name, err := modelNameForGVK(gvk)
-	if err != nil {
-		return "", err
+	name, ok := b.customNames[gvk]
+	if !ok {
+		var err error
+		if name, err = modelNameForGVK(gvk); err != nil {
+			return "", err
+		}
 	}
 	if !slices.Contains(b.gvks[name], gvk) {
 		b.gvks[name] = append(b.gvks[name], gvk)
@@ -181,4 +193,56 @@ func (b *pathBuilder) addPath(d *gvDoc, path string, item spec.PathItem) {
 		b.err = fmt.Errorf("path %s declared twice", path)
 	}
 	d.paths[path] = item
+}
+
+// addCustom defines a custom resource's kind and list from its schema, with apiVersion, kind
+// and metadata as every object has them.
+func (b *pathBuilder) addCustom(r Resource) {
+	if b.customNames == nil {
+		b.customNames = map[schema.GroupVersionKind]string{}
+		b.custom = definitions{}
+	}
+	gv := schema.GroupVersion{Group: r.Group, Version: r.Version}
+	name := customModelName(gv, r.Kind)
+	b.customNames[gv.WithKind(r.Kind)] = name
+	b.customNames[gv.WithKind(r.Kind+"List")] = name + "List"
+
+	str := func(desc string) spec.Schema {
+		return spec.Schema{SchemaProps: spec.SchemaProps{Type: spec.StringOrArray{"string"}, Description: desc}}
+	}
+	ref := func(model string) spec.Schema {
+		return spec.Schema{SchemaProps: spec.SchemaProps{Ref: spec.MustCreateRef(v3RefPrefix + model)}}
+	}
+	obj := *r.Schema
+	obj.Properties = maps.Clone(obj.Properties)
+	if obj.Properties == nil {
+		obj.Properties = map[string]spec.Schema{}
+	}
+	obj.Properties["apiVersion"] = str(apiVersionDoc)
+	obj.Properties["kind"] = str(kindDoc)
+	obj.Properties["metadata"] = ref(metav1.ObjectMeta{}.OpenAPIModelName())
+	b.custom[name] = obj
+	b.custom[name+"List"] = spec.Schema{SchemaProps: spec.SchemaProps{
+		Description: r.Kind + "List is a list of " + r.Kind,
+		Type:        spec.StringOrArray{"object"}, Required: []string{"items"},
+		Properties: map[string]spec.Schema{
+			"apiVersion": str(apiVersionDoc), "kind": str(kindDoc),
+			"metadata": ref(metav1.ListMeta{}.OpenAPIModelName()),
+			"items": {SchemaProps: spec.SchemaProps{Type: spec.StringOrArray{"array"},
+				Items: &spec.SchemaOrArray{Schema: &spec.Schema{SchemaProps: spec.SchemaProps{Ref: spec.MustCreateRef(v3RefPrefix + name)}}}}},
+		},
+	}}
+}
+
+const (
+	apiVersionDoc = "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"
+	kindDoc       = "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"
+)
+
+// customModelName is Kubernetes' definition name for a custom kind: the group reversed, then
+// version and kind ("stable.example.com", "v1", "CronTab" → "com.example.stable.v1.CronTab").
+func customModelName(gv schema.GroupVersion, kind string) string {
+	parts := strings.Split(gv.Group, ".")
+	slices.Reverse(parts)
+	return strings.Join(parts, ".") + "." + gv.Version + "." + kind
 }

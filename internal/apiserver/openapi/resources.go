@@ -94,7 +94,7 @@ func (b *pathBuilder) addResource(r Resource) error {
 	if can("patch") {
 		item.Patch = b.operation(d, s.item, op{
 			id: "patch" + s.id(""), desc: "partially update the specified " + r.Kind, action: "patch", gvk: &gvk,
-			params: patchParams, body: modelPatch, bodyRequired: true, consumes: mediaPatch, produces: mediaObjects,
+			params: patchParams, body: modelPatch, bodyRequired: true, consumes: patchMedia(r), produces: mediaObjects,
 			responses: map[int]string{200: model, 201: model},
 		})
 	}
@@ -210,7 +210,7 @@ func (b *pathBuilder) addSubresource(d *gvDoc, s scope, r Resource, sub string, 
 		if can("patch") {
 			item.Patch = b.operation(d, path, op{
 				id: "patch" + s.id(suffix), desc: "partially update " + what, action: "patch", gvk: &gvk,
-				params: patchParams, body: modelPatch, bodyRequired: true, consumes: mediaPatch, produces: mediaObjects,
+				params: patchParams, body: modelPatch, bodyRequired: true, consumes: patchMedia(r), produces: mediaObjects,
 				responses: map[int]string{200: model, 201: model},
 			})
 		}
@@ -286,4 +286,12 @@ func article(kind string) string {
 		return "an " + kind
 	}
 	return "a " + kind
+}
+
+// patchMedia is what a resource's PATCH accepts.
+func patchMedia(r Resource) []string {
+	if r.Schema != nil {
+		return mediaPatchCustom
+	}
+	return mediaPatch
 }

@@ -73,6 +73,7 @@ func versionResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextens
 	}
 	var props *apiextensionsv1.JSONSchemaProps
 	var validator *validate.SchemaValidator
+	var published *spec.Schema
 	if v.Schema != nil && v.Schema.OpenAPIV3Schema != nil {
 		props = v.Schema.OpenAPIV3Schema
 		s, err := openAPISchema(props)
@@ -80,12 +81,15 @@ func versionResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextens
 			return nil, err
 		}
 		validator = validate.NewSchemaValidator(s, nil, "", strfmt.Default)
+		if published, err = openAPISchema(props); err != nil { // a copy the validator does not hold
+			return nil, err
+		}
 	}
 	r := &registry.Resource{
 		Group: crd.Spec.Group, Version: v.Name, Resource: names.Plural,
 		Kind: names.Kind, ListKind: listKind, SingularName: names.Singular,
 		Namespaced: crd.Spec.Scope == apiextensionsv1.NamespaceScoped,
-		ShortNames: names.ShortNames, Categories: names.Categories,
+		ShortNames: names.ShortNames, Categories: names.Categories, OpenAPISchema: published,
 		New: func() runtime.Object {
 			u := &unstructured.Unstructured{Object: map[string]interface{}{}}
 			u.SetGroupVersionKind(gvk)
