@@ -115,11 +115,10 @@ func (s *Server) runCustomResources(ctx context.Context) {
 			time.Sleep(time.Second)
 			continue
 		}
-		terminating := map[string]*apiextensionsv1.CustomResourceDefinition{}
+		f := &definitionFollower{s: s, terminating: map[string]*apiextensionsv1.CustomResourceDefinition{},
+			refused: map[string]*apiextensionsv1.CustomResourceDefinition{}}
 		for i := range list.Items {
-			if crd := &list.Items[i]; !s.syncDefinition(ctx, crd) {
-				terminating[crd.Name] = crd
-			}
+			f.sync(ctx, &list.Items[i])
 		}
 		s.SetPending(pending, false)
 		w, err := ep.store.Watch(ctx, ep.prefix, storage.ListOptions{Recursive: true, ResourceVersion: list.ResourceVersion})
@@ -128,14 +127,35 @@ func (s *Server) runCustomResources(ctx context.Context) {
 			time.Sleep(time.Second)
 			continue
 		}
-		s.followDefinitions(ctx, w, terminating)
+		f.follow(ctx, w)
 		w.Stop()
 	}
 }
 
-// followDefinitions applies watch events; definitions being deleted are retried every second
-// while their custom resources go.
-func (s *Server) followDefinitions(ctx context.Context, w watch.Interface, terminating map[string]*apiextensionsv1.CustomResourceDefinition) {
+// definitionFollower applies the definitions' changes. It keeps those being deleted, retried
+// every second while their custom resources go, and those whose names clashed, retried when
+// another definition goes.
+type definitionFollower struct {
+	s           *Server
+	terminating map[string]*apiextensionsv1.CustomResourceDefinition
+	refused     map[string]*apiextensionsv1.CustomResourceDefinition
+}
+
+func (f *definitionFollower) sync(ctx context.Context, crd *apiextensionsv1.CustomResourceDefinition) {
+	delete(f.terminating, crd.Name)
+	delete(f.refused, crd.Name)
+	if !f.s.syncDefinition(ctx, crd) {
+		f.terminating[crd.Name] = crd
+	}
+	f.s.custom.mu.RLock()
+	_, served := f.s.custom.defs[crd.Name]
+	f.s.custom.mu.RUnlock()
+	if !served && crd.DeletionTimestamp == nil {
+		f.refused[crd.Name] = crd
+	}
+}
+
+func (f *definitionFollower) follow(ctx context.Context, w watch.Interface) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -143,10 +163,8 @@ func (s *Server) followDefinitions(ctx context.Context, w watch.Interface, termi
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			for name, crd := range terminating {
-				if s.syncDefinition(ctx, crd) {
-					delete(terminating, name)
-				}
+			for _, crd := range f.terminating {
+				f.sync(ctx, crd)
 			}
 		case ev, ok := <-w.ResultChan():
 			if !ok {
@@ -156,15 +174,16 @@ func (s *Server) followDefinitions(ctx context.Context, w watch.Interface, termi
 			if !isCRD {
 				continue
 			}
-			if ev.Type == watch.Deleted {
-				delete(terminating, crd.Name)
-				s.unserve(crd.Name)
+			if ev.Type != watch.Deleted {
+				f.sync(ctx, crd)
 				continue
 			}
-			if !s.syncDefinition(ctx, crd) {
-				terminating[crd.Name] = crd
-			} else {
-				delete(terminating, crd.Name)
+			delete(f.terminating, crd.Name)
+			delete(f.refused, crd.Name)
+			f.s.unserve(crd.Name)
+			// Its names are free now: a definition refused for them may be served.
+			for _, other := range f.refused {
+				f.sync(ctx, other)
 			}
 		}
 	}

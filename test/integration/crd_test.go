@@ -283,6 +283,19 @@ func TestCustomResourceDefinitions(t *testing.T) {
 	if keys, err := c.Client.CoreV1().RESTClient().Get().AbsPath("/apis/example.skiff.sh/v1beta1").DoRaw(ctx); err == nil && strings.Contains(string(keys), `"widgets"`) {
 		t.Fatalf("discovery still lists widgets: %s", keys)
 	}
+	// The names are free again: the definition refused for them is served now.
+	gadgets := dyn.Resource(schema.GroupVersionResource{Group: "example.skiff.sh", Version: "v1", Resource: "gadgets"}).Namespace("default")
+	wlEventually(t, 10*time.Second, "refused definition served once the names are free", func() (bool, string) {
+		_, err := gadgets.List(ctx, metav1.ListOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
+	if err := crds.Delete(ctx, "gadgets.example.skiff.sh", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wlEventually(t, 15*time.Second, "gadgets gone", func() (bool, string) {
+		_, err := crds.Get(ctx, "gadgets.example.skiff.sh", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
 	// Created again, it starts empty.
 	if _, err := crds.Create(ctx, widgetCRD(), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
