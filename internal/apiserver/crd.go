@@ -46,6 +46,7 @@ type servedDef struct {
 	storage   string // storage version of the store below
 	store     *cacher.Cacher
 	stop      context.CancelFunc
+	base      *endpoint // the storage version's, served or not
 	prefix    string
 	keys      []string
 	resources []*registry.Resource
@@ -215,8 +216,11 @@ func (s *Server) syncDefinition(ctx context.Context, crd *apiextensionsv1.Custom
 func (s *Server) namesAccepted(crd *apiextensionsv1.CustomResourceDefinition) (bool, string) {
 	g, n := crd.Spec.Group, crd.Spec.Names
 	for _, r := range s.resources {
-		if r.Group == g && (r.Resource == n.Plural || r.Kind == n.Kind) {
+		if r.Group == g && r.Resource == n.Plural {
 			return false, fmt.Sprintf("%q is already in use", n.Plural)
+		}
+		if r.Group == g && r.Kind == n.Kind {
+			return false, fmt.Sprintf("%q is already in use", n.Kind)
 		}
 	}
 	s.custom.mu.RLock()
@@ -273,6 +277,7 @@ func (s *Server) serve(ctx context.Context, crd *apiextensionsv1.CustomResourceD
 	}
 	endpoints := map[string]*endpoint{}
 	base := &endpoint{res: storageRes, store: def.store, prefix: def.prefix, fields: supportedFields(storageRes), cacher: def.store}
+	def.base = base
 	for _, r := range resources {
 		key := gvrKey(r.Group, r.Version, r.Resource)
 		if r == storageRes {
@@ -430,13 +435,7 @@ func (s *Server) cleanupDefinition(ctx context.Context, crd *apiextensionsv1.Cus
 	def := s.custom.defs[crd.Name]
 	s.custom.mu.RUnlock()
 	if def != nil {
-		var base *endpoint
-		for _, k := range def.keys {
-			if ep := s.custom.lookup(k); ep != nil && ep.res.Stored == nil {
-				base = ep
-			}
-		}
-		if base != nil {
+		if base := def.base; base != nil {
 			list := base.res.NewList()
 			if err := base.store.GetList(ctx, base.prefix, storageListAll(), list); err != nil {
 				s.log.Error("list custom resources", "crd", crd.Name, "err", err)
