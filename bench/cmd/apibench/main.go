@@ -1,6 +1,7 @@
 // Command apibench measures the API server on this machine: start to /readyz, idle RSS,
 // create/get/list throughput and latency at 1, 10 and 50 clients beside a plain etcd put/get
-// baseline, a LIST of 10,000 pods, and one event fanned out to 1,000 watchers.
+// baseline, custom resources (definition to served, create/get/list), a LIST of 10,000 pods,
+// and one event fanned out to 1,000 watchers.
 //
 //	go run ./bench/cmd/apibench [-skiff bin/skiff] [-etcd bin/etcd] [-pods 10000] [-watchers 1000]
 package main
@@ -26,7 +27,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8sschema "k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -124,6 +130,8 @@ func main() {
 		report("list 50 pods", clients, list, result{})
 	}
 	fmt.Println()
+
+	customResources(ctx, cfg, *ops)
 
 	// LIST of N pods.
 	fmt.Printf("## LIST of %d pods (client decode included)\n", *pods)
@@ -367,4 +375,75 @@ func must(err error) {
 	if err != nil {
 		panic(err)
 	}
+}
+
+// customResources times a CustomResourceDefinition until Established, then creates, gets and
+// lists custom objects through the dynamic client (JSON, as every client of custom resources).
+func customResources(ctx context.Context, cfg *rest.Config, n int) {
+	fmt.Println("## Custom resources (dynamic client, JSON)")
+	ext := apiextensionsclient.NewForConfigOrDie(cfg)
+	schema := &apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{
+		"spec": {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{
+			"image": {Type: "string"}, "replicas": {Type: "integer", Default: &apiextensionsv1.JSON{Raw: []byte("1")}}}}}}
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "crontabs.bench.example.com"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{Group: "bench.example.com", Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "crontabs", Kind: "CronTab"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: schema}}}}}
+	t0 := time.Now()
+	_, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{})
+	must(err)
+	gvr := k8sschema.GroupVersionResource{Group: "bench.example.com", Version: "v1", Resource: "crontabs"}
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	for {
+		if _, err := dyn.Resource(gvr).Namespace("default").List(ctx, metav1.ListOptions{Limit: 1}); err == nil {
+			break
+		}
+		if time.Since(t0) > 10*time.Second {
+			panic("custom resources not served after 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Printf("definition created → its resources served: %v\n\n", time.Since(t0).Round(time.Millisecond))
+	fmt.Println("| op | clients | ops/s | p50 | p99 |")
+	fmt.Println("|---|---|---|---|---|")
+	obj := func(name string) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]interface{}{"apiVersion": "bench.example.com/v1", "kind": "CronTab",
+			"metadata": map[string]interface{}{"name": name}, "spec": map[string]interface{}{"image": "web:v1"}}}
+	}
+	for _, clients := range []int{1, 50} {
+		ns := fmt.Sprintf("bench-%d", clients)
+		dyns := make([]dynamic.NamespaceableResourceInterface, clients)
+		for i := range dyns {
+			c := rest.CopyConfig(cfg)
+			c.Transport = nil
+			dyns[i] = dynamic.NewForConfigOrDie(c).Resource(gvr)
+		}
+		ops := n
+		if clients == 1 {
+			ops = n / 4
+		}
+		create := run(clients, ops, func(w, i int) error {
+			_, err := dyns[w].Namespace(ns).Create(ctx, obj(fmt.Sprintf("c-%d-%d", w, i)), metav1.CreateOptions{})
+			return err
+		})
+		fmt.Printf("| create custom object | %d | %.0f | %s | %s |\n", clients, create.rate(), ms(create.pct(0.5)), ms(create.pct(0.99)))
+		get := run(clients, ops, func(w, i int) error {
+			_, err := dyns[w].Namespace(ns).Get(ctx, fmt.Sprintf("c-%d-%d", w, i%max(1, ops/clients)), metav1.GetOptions{})
+			return err
+		})
+		fmt.Printf("| get custom object | %d | %.0f | %s | %s |\n", clients, get.rate(), ms(get.pct(0.5)), ms(get.pct(0.99)))
+	}
+	var ds []time.Duration
+	var items int
+	for i := 0; i < 5; i++ {
+		s := time.Now()
+		l, err := dyn.Resource(gvr).Namespace("bench-50").List(ctx, metav1.ListOptions{})
+		must(err)
+		items = len(l.Items)
+		ds = append(ds, time.Since(s))
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	fmt.Printf("\nconsistent LIST of %d custom objects: p50 %v, min %v\n\n", items, ds[2].Round(time.Millisecond), ds[0].Round(time.Millisecond))
 }
