@@ -54,7 +54,7 @@ func (f *fieldManagers) forResource(res *registry.Resource) (*managedfields.Fiel
 	if f == nil || f.models == nil {
 		return nil, nil
 	}
-	if _, ok := res.New().(*unstructured.Unstructured); ok {
+	if isCustom(res) {
 		return f.forCustom(res)
 	}
 	f.once.Do(func() {

@@ -82,6 +82,12 @@ func (c *customAPI) resources() []*registry.Resource {
 	return out
 }
 
+// isCustom reports whether res is a custom resource (its objects are unstructured).
+func isCustom(res *registry.Resource) bool {
+	_, ok := res.New().(*unstructured.Unstructured)
+	return ok
+}
+
 // endpoint returns the endpoint of a built-in or custom resource.
 func (s *Server) endpoint(group, version, resource string) *endpoint {
 	key := gvrKey(group, version, resource)

@@ -16,9 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/client-go/kubernetes/scheme"
 	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
 
 	"github.com/skiff-sh/skiff/internal/registry"
-	"sigs.k8s.io/yaml"
 )
 
 // MaxRequestBodyBytes is Kubernetes' limit on request bodies (3 MiB).

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -86,9 +85,7 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, ep *endpoin
 		return
 	}
 	pt := types.PatchType(mediaType(r.Header.Get("Content-Type")))
-	_, custom := ep.res.New().(*unstructured.Unstructured)
-	switch {
-	case pt == types.StrategicMergePatchType && custom:
+	if pt == types.StrategicMergePatchType && isCustom(ep.res) {
 		// Custom resources have no patch strategies (kubectl then uses a merge patch).
 		writeStatus(w, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", gr, info.Name,
 			fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s",
