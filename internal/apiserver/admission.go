@@ -33,8 +33,9 @@ var (
 	DefaultUnreachableTolerationSeconds int64 = 300
 )
 
-// admitCreate applies the admission Kubernetes runs on create: namespace lifecycle, service
-// account and default tolerations for pods.
+// admitCreate applies the admission Kubernetes runs on create: namespace lifecycle; for pods the
+// service account, default tolerations, priority and LimitRanges; default classes for Ingresses
+// and claims (and LimitRanges for claims).
 func (s *Server) admitCreate(ctx context.Context, ep *endpoint, obj runtime.Object) error {
 	if ep.res.Namespaced {
 		if err := s.namespaceAcceptsContent(ctx, ep, obj); err != nil {
@@ -51,6 +52,9 @@ func (s *Server) admitCreate(ctx context.Context, ep *endpoint, obj runtime.Obje
 		if err := s.admitPriority(ctx, pod); err != nil {
 			return err
 		}
+		if err := s.admitPodLimits(ctx, pod); err != nil {
+			return err
+		}
 	}
 	if pc, ok := obj.(*schedulingv1.PriorityClass); ok && pc.GlobalDefault {
 		if err := s.onlyOneDefaultPriorityClass(ctx, pc); err != nil {
@@ -62,6 +66,9 @@ func (s *Server) admitCreate(ctx context.Context, ep *endpoint, obj runtime.Obje
 	}
 	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
 		s.defaultStorageClass(ctx, pvc)
+		if err := s.admitClaimLimits(ctx, pvc); err != nil {
+			return err
+		}
 	}
 	return nil
 }
