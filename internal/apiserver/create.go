@@ -162,6 +162,13 @@ func (s *Server) createObject(ctx context.Context, ep *endpoint, ns string, obj 
 		if dryRun {
 			return obj, nil
 		}
+		if attempt == 0 {
+			// Quota last, on the object as it will be stored (a retry with another generated
+			// name was charged already).
+			if err := s.admitQuota(ctx, ep, obj); err != nil {
+				return nil, err
+			}
+		}
 		svc, isService := obj.(*corev1.Service)
 		if isService {
 			if err := s.svcAlloc.allocate(ctx, svc); err != nil {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 
+	"github.com/skiff-sh/skiff/internal/quota"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -51,7 +52,7 @@ func (s *Server) admitPodLimits(ctx context.Context, pod *corev1.Pod) error {
 					errs = append(errs, checkRange(it, corev1.LimitTypeContainer, c.Resources.Requests, c.Resources.Limits)...)
 				}
 			case corev1.LimitTypePod:
-				req, lim := podTotals(pod)
+				req, lim := quota.PodTotals(pod)
 				errs = append(errs, checkRange(it, corev1.LimitTypePod, req, lim)...)
 			}
 		}
@@ -142,35 +143,6 @@ func applyContainerDefaults(pod *corev1.Pod, it corev1.LimitRangeItem) {
 		}
 		pod.Annotations[limitRangerAnnotation] = "LimitRanger plugin set: " + strings.Join(notes, "; ")
 	}
-}
-
-// podTotals sums the containers' requests and limits; an init container counts when it alone
-// needs more than all regular containers together, since they run one at a time before them.
-func podTotals(pod *corev1.Pod) (corev1.ResourceList, corev1.ResourceList) {
-	req, lim := corev1.ResourceList{}, corev1.ResourceList{}
-	add := func(into corev1.ResourceList, l corev1.ResourceList) {
-		for name, v := range l {
-			q := into[name]
-			q.Add(v)
-			into[name] = q
-		}
-	}
-	for _, c := range pod.Spec.Containers {
-		add(req, c.Resources.Requests)
-		add(lim, c.Resources.Limits)
-	}
-	atLeast := func(into corev1.ResourceList, l corev1.ResourceList) {
-		for name, v := range l {
-			if q, ok := into[name]; !ok || v.Cmp(q) > 0 {
-				into[name] = v.DeepCopy()
-			}
-		}
-	}
-	for _, c := range pod.Spec.InitContainers {
-		atLeast(req, c.Resources.Requests)
-		atLeast(lim, c.Resources.Limits)
-	}
-	return req, lim
 }
 
 // checkRange holds requests and limits to a range item, with Kubernetes' messages.

@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+
+	"github.com/skiff-sh/skiff/internal/quota"
 )
 
 func rl(kv ...string) corev1.ResourceList {
@@ -51,7 +53,7 @@ func TestLimitRangeDefaultsAndChecks(t *testing.T) {
 			t.Errorf("missing %q in %s", w, got)
 		}
 	}
-	req, lim := podTotals(&corev1.Pod{Spec: corev1.PodSpec{
+	req, lim := quota.PodTotals(&corev1.Pod{Spec: corev1.PodSpec{
 		InitContainers: []corev1.Container{{Resources: corev1.ResourceRequirements{Requests: rl("cpu", "3")}}},
 		Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{Requests: rl("cpu", "1"), Limits: rl("memory", "1Gi")}},
 			{Resources: corev1.ResourceRequirements{Requests: rl("cpu", "1"), Limits: rl("memory", "1Gi")}}},

@@ -16,6 +16,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
+	"github.com/skiff-sh/skiff/internal/controller/resourcequota"
 	"github.com/skiff-sh/skiff/internal/controller/rootca"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/controller/statefulset"
@@ -32,7 +33,7 @@ func DefaultControllers() []ComponentFactory {
 		endpoints.New, endpointslice.New, servicelb.New,
 		job.New, cronjob.New,
 		daemonset.New, statefulset.New,
-		hpa.New, volume.New, rootca.New,
+		hpa.New, volume.New, rootca.New, resourcequota.New,
 	}
 }
 

@@ -42,35 +42,3 @@ spec:
 		})
 	}
 }
-
-// A LimitRange as in Kubernetes' "Configure Default Memory Requests and Limits for a
-// Namespace": pods without resources get the defaults, a pod over the max is refused.
-func TestKubectlLimitRange(t *testing.T) {
-	s := startServer(t)
-	for _, k := range s.kubectls() {
-		t.Run(k.name, func(t *testing.T) {
-			k := k.forTest(t)
-			ns := "lr-" + k.shortName()
-			k.run("create", "namespace", ns)
-			k.stdin(`apiVersion: v1
-kind: LimitRange
-metadata: {name: mem-limit-range}
-spec:
-  limits:
-  - {type: Container, default: {memory: 512Mi}, defaultRequest: {memory: 256Mi}, max: {memory: 1Gi}}
-`, "apply", "-n", ns, "-f", "-")
-			mustContain(t, k.run("get", "limitrange", "-n", ns), "mem-limit-range")
-			mustContain(t, k.run("run", "default-mem-demo", "-n", ns, "--image=busybox", "--restart=Never"), "pod/default-mem-demo created")
-			if got := k.run("get", "pod", "default-mem-demo", "-n", ns, "-o", "jsonpath={.spec.containers[0].resources.requests.memory} {.spec.containers[0].resources.limits.memory}"); got != "256Mi 512Mi" {
-				t.Fatalf("defaults: %q", got)
-			}
-			errOut := k.mustFail(`apiVersion: v1
-kind: Pod
-metadata: {name: too-big}
-spec:
-  containers: [{name: c, image: busybox, resources: {limits: {memory: 2Gi}}}]
-`, "apply", "-n", ns, "-f", "-")
-			mustContain(t, errOut, `pods "too-big" is forbidden: maximum memory usage per Container is 1Gi, but limit is 2Gi`)
-		})
-	}
-}
