@@ -52,6 +52,7 @@ PKGS=(
   # scheduling/v1alpha3; without it those $refs would dangle.
   k8s.io/api/scheduling/v1alpha3
   k8s.io/api/scheduling/v1
+  k8s.io/api/certificates/v1
   k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1
   k8s.io/apimachinery/pkg/apis/meta/v1
   k8s.io/apimachinery/pkg/runtime

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -63,6 +65,13 @@ func (s *Server) admitCreate(ctx context.Context, ep *endpoint, obj runtime.Obje
 	}
 	if ing, ok := obj.(*networkingv1.Ingress); ok {
 		s.defaultIngressClass(ctx, ing)
+	}
+	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
+		// Who asked is recorded by the server, never taken from the request.
+		csr.Spec.Username, csr.Spec.UID, csr.Spec.Groups, csr.Spec.Extra = "", "", nil, nil
+		if u, ok := auth.UserFrom(ctx); ok {
+			csr.Spec.Username, csr.Spec.UID, csr.Spec.Groups = u.Name, u.UID, slices.Clone(u.Groups)
+		}
 	}
 	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
 		s.defaultStorageClass(ctx, pvc)

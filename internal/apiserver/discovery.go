@@ -24,6 +24,9 @@ func subresourcesOf(res *registry.Resource) []subresource {
 	if res.HasStatus {
 		out = append(out, subresource{name: "status", kind: res.Kind, verbs: []string{"get", "patch", "update"}})
 	}
+	if res.Approval != nil {
+		out = append(out, subresource{name: "approval", kind: res.Kind, verbs: []string{"get", "patch", "update"}})
+	}
 	if res.Scale != nil {
 		out = append(out, subresource{name: "scale", group: "autoscaling", version: "v1", kind: "Scale", verbs: []string{"get", "patch", "update"}})
 	}

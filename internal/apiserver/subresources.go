@@ -30,7 +30,8 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, ep *en
 	gr := ep.res.GroupResource()
 	sub := info.Subresource
 	switch {
-	case sub == "status" && ep.res.HasStatus, sub == "finalize" && ep.res.Group == "" && ep.res.Resource == "namespaces":
+	case sub == "status" && ep.res.HasStatus, sub == "finalize" && ep.res.Group == "" && ep.res.Resource == "namespaces",
+		sub == "approval" && ep.res.Approval != nil:
 		switch info.Verb {
 		case "get":
 			if sub == "finalize" {

@@ -242,6 +242,12 @@ func (s *Server) prepareUpdate(ctx context.Context, ep *endpoint, info *requestI
 		return updated, nil
 	case "finalize":
 		return s.finalizeNamespace(cur, obj)
+	case "approval":
+		updated, errs := res.Approval(cur, obj)
+		if len(errs) > 0 {
+			return nil, apierrors.NewInvalid(gk, info.Name, errs)
+		}
+		return updated, nil
 	}
 	// Fields the server owns keep their current values.
 	newMeta.SetUID(curMeta.GetUID())

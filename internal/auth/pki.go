@@ -153,6 +153,44 @@ func (p *PKI) SignClientCert(cn string, orgs []string) (certPEM, keyPEM []byte, 
 	return certPEM, keyPEM, nil
 }
 
+// SignCSR issues a certificate for a PEM certificate request (CertificateSigningRequests): the
+// request's subject and public key, the given key usages, valid for the given duration (0:
+// the default leaf validity) and never beyond the CA.
+func (p *PKI) SignCSR(csrPEM []byte, usages []x509.ExtKeyUsage, keyUsage x509.KeyUsage, validity time.Duration) ([]byte, error) {
+	block, _ := pem.Decode(csrPEM)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("sign CSR: no PEM certificate request")
+	}
+	req, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("sign CSR: %w", err)
+	}
+	if err := req.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("sign CSR: %w", err)
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	if validity <= 0 {
+		validity = leafValidity
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: req.Subject, DNSNames: req.DNSNames, IPAddresses: req.IPAddresses,
+		NotBefore: now.Add(-backdate), NotAfter: now.Add(validity),
+		KeyUsage: keyUsage, ExtKeyUsage: usages, BasicConstraintsValid: true,
+	}
+	if tmpl.NotAfter.After(p.CACert.NotAfter) {
+		tmpl.NotAfter = p.CACert.NotAfter
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.CACert, req.PublicKey, p.caKey)
+	if err != nil {
+		return nil, fmt.Errorf("sign CSR: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
 func (p *PKI) ensureCA(dir string) error {
 	certPath, keyPath := filepath.Join(dir, caCertFile), filepath.Join(dir, caKeyFile)
 	certExists, err := exists(certPath)

@@ -6,6 +6,7 @@ package controller
 
 import (
 	"context"
+	"crypto/x509"
 	"log/slog"
 	"os"
 	"time"
@@ -41,9 +42,16 @@ type Context struct {
 	// Recorder builds event recorders for a component ("deployment-controller", ...).
 	Recorder func(component string) record.EventRecorder
 	Logger   *slog.Logger
+	// SignCSR signs certificate requests with the cluster CA (nil where the CA key is not at
+	// hand, as for a joined agent).
+	SignCSR CSRSigner
 	// Options tunes behaviour that tests need to shorten.
 	Options Options
 }
+
+// CSRSigner issues a PEM certificate for a PEM certificate request with the given usages,
+// valid for the given duration (0: the default).
+type CSRSigner func(csrPEM []byte, usages []x509.ExtKeyUsage, keyUsage x509.KeyUsage, validity time.Duration) ([]byte, error)
 
 // ClusterCA returns the cluster CA: CAData, else the one Config trusts (CAData, then CAFile).
 func (c *Context) ClusterCA() ([]byte, error) {

@@ -53,6 +53,7 @@ func (cp *ControlPlane) startComponents(ctx context.Context, elected, always []C
 			return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
 		},
 		Logger:  cp.log,
+		SignCSR: cp.PKI.SignCSR,
 		Options: cp.cfg.ControllerOptions,
 	}
 	build := func(fs []ComponentFactory) ([]controller.Component, error) {

@@ -3,6 +3,7 @@ package controlplane
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiff-sh/skiff/internal/controller/certificates"
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
@@ -33,7 +34,7 @@ func DefaultControllers() []ComponentFactory {
 		endpoints.New, endpointslice.New, servicelb.New,
 		job.New, cronjob.New,
 		daemonset.New, statefulset.New,
-		hpa.New, volume.New, rootca.New, resourcequota.New,
+		hpa.New, volume.New, rootca.New, resourcequota.New, certificates.New,
 	}
 }
 

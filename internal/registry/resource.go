@@ -49,6 +49,9 @@ type Resource struct {
 	// over v2): objects are converted on the way in and out, so both versions show the same
 	// objects. Nil: the resource is stored in its own version.
 	Stored *StorageConversion
+	// Approval adds /approval (CertificateSigningRequests): it returns cur with the approval
+	// that obj carries, and what is wrong with it.
+	Approval func(cur, obj runtime.Object) (runtime.Object, field.ErrorList)
 	// Scale adds /scale; nil means none.
 	Scale *ScaleAccess
 

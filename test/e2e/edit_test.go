@@ -244,6 +244,7 @@ func TestKubectlDiscovery(t *testing.T) {
 		"storageclasses storage.k8s.io/v1":                  {"sc", "false", "StorageClass"},
 		"priorityclasses scheduling.k8s.io/v1":              {"pc", "false", "PriorityClass"},
 		"customresourcedefinitions apiextensions.k8s.io/v1": {"crd,crds", "false", "CustomResourceDefinition"},
+		"certificatesigningrequests certificates.k8s.io/v1": {"csr", "false", "CertificateSigningRequest"},
 		"selfsubjectreviews authentication.k8s.io/v1":       {"", "false", "SelfSubjectReview"},
 		"tokenreviews authentication.k8s.io/v1":             {"", "false", "TokenReview"},
 		"localsubjectaccessreviews authorization.k8s.io/v1": {"", "true", "LocalSubjectAccessReview"},

@@ -10,6 +10,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry/authorization"
 	"github.com/skiff-sh/skiff/internal/registry/autoscaling"
 	"github.com/skiff-sh/skiff/internal/registry/batch"
+	"github.com/skiff-sh/skiff/internal/registry/certificates"
 	"github.com/skiff-sh/skiff/internal/registry/coordination"
 	"github.com/skiff-sh/skiff/internal/registry/core"
 	"github.com/skiff-sh/skiff/internal/registry/discovery"
@@ -35,7 +36,7 @@ func Resources() []*registry.Resource {
 		core.Resources(), apps.Resources(), batch.Resources(), autoscaling.Resources(),
 		coordination.Resources(), discovery.Resources(), events.Resources(), networking.Resources(),
 		policy.Resources(), rbac.Resources(), storageapi.Resources(), authentication.Resources(),
-		authorization.Resources(), scheduling.Resources(), apiextensions.Resources(),
+		authorization.Resources(), scheduling.Resources(), apiextensions.Resources(), certificates.Resources(),
 	} {
 		out = append(out, group...)
 	}
