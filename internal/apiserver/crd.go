@@ -29,6 +29,9 @@ import (
 // removes every custom resource before letting the definition go — what Kubernetes'
 // apiextensions server and its controllers do.
 
+// crdSyncedCheck is the /readyz check that waits for the definitions present at start.
+const crdSyncedCheck = "crd-informer-synced"
+
 // crdKey is the endpoint key of the definitions themselves.
 const crdKey = "apiextensions.k8s.io/v1/customresourcedefinitions"
 
@@ -113,8 +116,6 @@ func (s *Server) runCustomResources(ctx context.Context) {
 	if ep == nil {
 		return
 	}
-	const pending = "crd-informer-synced"
-	s.SetPending(pending, true)
 	for ctx.Err() == nil {
 		list := &apiextensionsv1.CustomResourceDefinitionList{}
 		if err := ep.store.GetList(ctx, ep.prefix, storageListAll(), list); err != nil {
@@ -127,7 +128,7 @@ func (s *Server) runCustomResources(ctx context.Context) {
 		for i := range list.Items {
 			f.sync(ctx, &list.Items[i])
 		}
-		s.SetPending(pending, false)
+		s.SetPending(crdSyncedCheck, false)
 		w, err := ep.store.Watch(ctx, ep.prefix, storage.ListOptions{Recursive: true, ResourceVersion: list.ResourceVersion})
 		if err != nil {
 			s.log.Error("watch custom resource definitions", "err", err)

@@ -176,6 +176,9 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.endpoints[crdKey] != nil {
+		s.SetPending(crdSyncedCheck, true) // before ready: no window where /readyz says ok too early
+	}
 	s.readyMu.Lock()
 	s.ready = true
 	s.readyMu.Unlock()
