@@ -114,7 +114,7 @@ func (s *Server) defaultIngressClass(ctx context.Context, ing *networkingv1.Ingr
 // the class annotated as the default, the newest when several are (ties by name), as
 // Kubernetes' default-class admission plugins choose.
 func (s *Server) defaultClass(ctx context.Context, group, resource string, list runtime.Object, annotation string) (string, bool) {
-	if err := s.listCached(ctx, group, resource, list, true); err != nil {
+	if err := s.listCached(ctx, group, resource, "", list, true); err != nil {
 		return "", false
 	}
 	var chosen metav1.Object
@@ -138,27 +138,33 @@ func (s *Server) defaultClass(ctx context.Context, group, resource string, list 
 	return chosen.GetName(), true
 }
 
-// listCached lists every object of a cluster-scoped v1 resource of group from the watch cache
-// into list; a resource that is not served lists nothing. A consistent list includes every
-// write acknowledged before it (the cache first catches up with etcd's revision, one etcd
-// round trip); otherwise the cache may be a few milliseconds behind, like an informer.
-func (s *Server) listCached(ctx context.Context, group, resource string, list runtime.Object, consistent bool) error {
+// listCached lists every object of a v1 resource of group (in namespace ns, or all of them for
+// "") from the watch cache into list; a resource that is not served lists nothing.
+func (s *Server) listCached(ctx context.Context, group, resource, ns string, list runtime.Object, consistent bool) error {
 	ep := s.endpoints[gvrKey(group, "v1", resource)]
 	if ep == nil {
 		return nil
 	}
+	return listEndpoint(ctx, ep, ns, list, consistent)
+}
+
+// listEndpoint lists every object of ep (in namespace ns, or all for "") into list. A
+// consistent list includes every write acknowledged before it (the cache first catches up
+// with etcd's revision, one etcd round trip); otherwise the watch cache may be a few
+// milliseconds behind, like an informer.
+func listEndpoint(ctx context.Context, ep *endpoint, ns string, list runtime.Object, consistent bool) error {
 	rv := "0"
 	if consistent {
 		rv = ""
 	}
-	return ep.store.GetList(ctx, ep.prefix, storage.ListOptions{ResourceVersion: rv, Recursive: true,
+	return ep.store.GetList(ctx, ep.listPrefix(ns), storage.ListOptions{ResourceVersion: rv, Recursive: true,
 		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, list)
 }
 
 // priorityClasses lists the PriorityClasses from the watch cache.
 func (s *Server) priorityClasses(ctx context.Context, consistent bool) ([]schedulingv1.PriorityClass, error) {
 	var list schedulingv1.PriorityClassList
-	err := s.listCached(ctx, schedulingv1.GroupName, "priorityclasses", &list, consistent)
+	err := s.listCached(ctx, schedulingv1.GroupName, "priorityclasses", "", &list, consistent)
 	return list.Items, err
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -368,7 +369,7 @@ func (s *Server) updateDefinitionStatus(ctx context.Context, name string, accept
 		if crd.DeletionTimestamp != nil {
 			setCondition(st, apiextensionsv1.Terminating, apiextensionsv1.ConditionTrue, "InstanceDeletionInProgress", "CustomResource deletion is in progress", now)
 		}
-		if equalStatus(before, st) {
+		if apiequality.Semantic.DeepEqual(before, st) { // transition times move only with a status
 			return nil, errNoChange
 		}
 		return crd, nil
@@ -406,26 +407,6 @@ func setCondition(st *apiextensionsv1.CustomResourceDefinitionStatus, t apiexten
 	}
 	st.Conditions = append(st.Conditions, apiextensionsv1.CustomResourceDefinitionCondition{
 		Type: t, Status: status, Reason: reason, Message: msg, LastTransitionTime: now})
-}
-
-func equalStatus(a, b *apiextensionsv1.CustomResourceDefinitionStatus) bool {
-	if len(a.Conditions) != len(b.Conditions) || len(a.StoredVersions) != len(b.StoredVersions) {
-		return false
-	}
-	for i := range a.Conditions {
-		x, y := a.Conditions[i], b.Conditions[i]
-		if x.Type != y.Type || x.Status != y.Status || x.Reason != y.Reason || x.Message != y.Message {
-			return false
-		}
-	}
-	for i := range a.StoredVersions {
-		if a.StoredVersions[i] != b.StoredVersions[i] {
-			return false
-		}
-	}
-	an, bn := a.AcceptedNames, b.AcceptedNames
-	return an.Plural == bn.Plural && an.Kind == bn.Kind && an.Singular == bn.Singular && an.ListKind == bn.ListKind &&
-		fmt.Sprint(an.ShortNames) == fmt.Sprint(bn.ShortNames) && fmt.Sprint(an.Categories) == fmt.Sprint(bn.Categories)
 }
 
 // cleanupDefinition deletes the custom resources of a definition being deleted; once none is

@@ -9,12 +9,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 
 	"github.com/skiff-sh/skiff/internal/quota"
-	"github.com/skiff-sh/skiff/internal/storage"
 )
 
 // LimitRanger admission, as Kubernetes does it: a new pod's containers get the default
@@ -26,13 +23,8 @@ const limitRangerAnnotation = "kubernetes.io/limit-ranger"
 
 // limitRanges lists the LimitRanges of a namespace from the watch cache.
 func (s *Server) limitRanges(ctx context.Context, ns string) ([]corev1.LimitRange, error) {
-	ep := s.endpoints[gvrKey("", "v1", "limitranges")]
-	if ep == nil {
-		return nil, nil
-	}
 	var list corev1.LimitRangeList
-	err := ep.store.GetList(ctx, ep.listPrefix(ns), storage.ListOptions{ResourceVersion: "0", Recursive: true,
-		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, &list)
+	err := s.listCached(ctx, "", "limitranges", ns, &list, false)
 	return list.Items, err
 }
 

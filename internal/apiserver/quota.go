@@ -4,18 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/skiff-sh/skiff/internal/quota"
-	"github.com/skiff-sh/skiff/internal/storage"
 )
 
 // ResourceQuota admission, as Kubernetes does it: a new object is refused when it would take
@@ -26,7 +24,7 @@ import (
 
 // admitQuota charges a new object of ep's resource to the quotas of its namespace.
 func (s *Server) admitQuota(ctx context.Context, ep *endpoint, obj runtime.Object) error {
-	if ep.res.Group != "" || !ep.res.Namespaced || !isTracked(ep.res.Resource) {
+	if ep.res.Group != "" || !ep.res.Namespaced || !slices.Contains(quota.Tracked, ep.res.Resource) {
 		return nil
 	}
 	m, err := meta.Accessor(obj)
@@ -38,8 +36,7 @@ func (s *Server) admitQuota(ctx context.Context, ep *endpoint, obj runtime.Objec
 		return nil
 	}
 	var list corev1.ResourceQuotaList
-	if err := qep.store.GetList(ctx, qep.listPrefix(m.GetNamespace()), storage.ListOptions{ResourceVersion: "0", Recursive: true,
-		Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, &list); err != nil || len(list.Items) == 0 {
+	if err := listEndpoint(ctx, qep, m.GetNamespace(), &list, false); err != nil || len(list.Items) == 0 {
 		return err
 	}
 	usage := quota.Usage(obj)
@@ -104,15 +101,6 @@ func (s *Server) admitQuota(ctx context.Context, ep *endpoint, obj runtime.Objec
 	return nil
 }
 
-func isTracked(resource string) bool {
-	for _, r := range quota.Tracked {
-		if r == resource {
-			return true
-		}
-	}
-	return false
-}
-
 func limitsAny(hard, usage corev1.ResourceList) bool {
 	for name := range usage {
 		if _, ok := hard[name]; ok {
@@ -143,8 +131,7 @@ func (s *Server) namespaceUsage(ctx context.Context, ns string) (corev1.Resource
 			continue
 		}
 		list := ep.res.NewList()
-		if err := ep.store.GetList(ctx, ep.listPrefix(ns), storage.ListOptions{ResourceVersion: "0", Recursive: true,
-			Predicate: storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything()}}, list); err != nil {
+		if err := listEndpoint(ctx, ep, ns, list, false); err != nil {
 			return nil, err
 		}
 		if err := meta.EachListItem(list, func(o runtime.Object) error {

@@ -20,20 +20,15 @@ var Tracked = []string{"pods", "services", "configmaps", "secrets", "persistentv
 // Usage returns what one object of a tracked core resource uses.
 func Usage(obj runtime.Object) corev1.ResourceList {
 	one := resource.MustParse("1")
-	count := func(name string, extra corev1.ResourceList) corev1.ResourceList {
-		if extra == nil {
-			extra = corev1.ResourceList{}
-		}
-		extra[corev1.ResourceName(name)] = one.DeepCopy()
-		extra[corev1.ResourceName("count/"+name)] = one.DeepCopy()
-		return extra
+	count := func(name string) corev1.ResourceList {
+		return corev1.ResourceList{corev1.ResourceName(name): one.DeepCopy(), corev1.ResourceName("count/" + name): one.DeepCopy()}
 	}
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		if !Counts(o) {
 			return corev1.ResourceList{}
 		}
-		out := count("pods", nil)
+		out := count("pods")
 		req, lim := PodTotals(o)
 		for name, q := range req {
 			out[corev1.ResourceName("requests."+string(name))] = q.DeepCopy()
@@ -46,7 +41,7 @@ func Usage(obj runtime.Object) corev1.ResourceList {
 		}
 		return out
 	case *corev1.Service:
-		out := count("services", nil)
+		out := count("services")
 		switch o.Spec.Type {
 		case corev1.ServiceTypeNodePort, corev1.ServiceTypeLoadBalancer:
 			out[corev1.ResourceServicesNodePorts] = *resource.NewQuantity(int64(len(o.Spec.Ports)), resource.DecimalSI)
@@ -56,19 +51,19 @@ func Usage(obj runtime.Object) corev1.ResourceList {
 		}
 		return out
 	case *corev1.PersistentVolumeClaim:
-		out := count("persistentvolumeclaims", nil)
+		out := count("persistentvolumeclaims")
 		if q, ok := o.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
 			out[corev1.ResourceRequestsStorage] = q.DeepCopy()
 		}
 		return out
 	case *corev1.ConfigMap:
-		return count("configmaps", nil)
+		return count("configmaps")
 	case *corev1.Secret:
-		return count("secrets", nil)
+		return count("secrets")
 	case *corev1.ReplicationController:
-		return count("replicationcontrollers", nil)
+		return count("replicationcontrollers")
 	case *corev1.ResourceQuota:
-		return count("resourcequotas", nil)
+		return count("resourcequotas")
 	}
 	return corev1.ResourceList{}
 }

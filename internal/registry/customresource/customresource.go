@@ -80,10 +80,8 @@ func versionResource(crd *apiextensionsv1.CustomResourceDefinition, v *apiextens
 		if err != nil {
 			return nil, err
 		}
-		validator = validate.NewSchemaValidator(s, nil, "", strfmt.Default)
-		if published, err = openAPISchema(props); err != nil { // a copy the validator does not hold
-			return nil, err
-		}
+		// The validator and the OpenAPI documents only read the schema: one copy serves both.
+		validator, published = validate.NewSchemaValidator(s, nil, "", strfmt.Default), s
 	}
 	r := &registry.Resource{
 		Group: crd.Spec.Group, Version: v.Name, Resource: names.Plural,
